@@ -1,0 +1,31 @@
+"""The residual block shared by the encoder and the predictor (SPEC §2)."""
+
+from torch import Tensor, nn
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+class ResidualBlock(nn.Module):
+    """3x3 conv(stride) - BN - ReLU - 3x3 conv - BN, plus a shortcut, then ReLU.
+
+    The shortcut is a strided 1x1 conv + BN when the shape changes, else the identity.
+    [N, cin, H, W] -> [N, cout, ceil(H / stride), ceil(W / stride)]
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1, self.bn1 = conv3x3(cin, cout, stride), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = conv3x3(cout, cout), nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
