@@ -1,0 +1,436 @@
+"""The offline analysis on synthetic sweep folders with known numbers (docs/run_folder.md is the format)."""
+
+import json
+import math
+import os
+import re
+import time
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+matplotlib.use("Agg")
+
+from analysis import build_report, load_runs  # noqa: E402
+from analysis.cli import main  # noqa: E402
+from analysis.group import add_configs, select_records, summarise_configs  # noqa: E402
+from analysis.plots import plot_ap_horizon, plot_curves, plot_heatmap  # noqa: E402
+from analysis.tables import pivot  # noqa: E402
+
+# Final val/mAP per (cov_coeff, std_coeff) and seed; hand-computed mean, sample std (ddof=1), n below.
+FINAL = {(1, 1): [0.20, 0.30, 0.40], (1, 10): [0.45, 0.55], (100, 1): [0.52], (100, 10): [0.60, 0.61, 0.65]}
+EXPECTED = {(1, 1): (0.30, 0.10, 3), (1, 10): (0.50, math.sqrt(0.005), 2), (100, 1): (0.52, math.nan, 1),
+            (100, 10): (0.62, math.sqrt(0.0007), 3)}
+EPOCHS = 3
+COPY_LAST = [0.15 - 0.01 * k for k in range(7)]
+CHANCE = 0.05
+
+
+def make_config(cov=100, std=10, seed=1, steps=4, **sections) -> dict:
+    config = {"seed": seed, "loss": {"cov_coeff": cov, "std_coeff": std}, "model": {"steps": steps, "dstc": 16},
+              "optim": {"lr": 1e-3}, "data": {"batch_size": 64, "root": "/data"},
+              "training": {"epochs": EPOCHS, "device": "cpu"}, "logging": {"group": "sweep"}}
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+def record(epoch: int, mean_ap: float, cov: float = 1.0) -> dict:
+    """A metrics.jsonl line: AP_k = mAP + 0.1 * (3 - k), so their mean over k = 0..6 is mAP."""
+    rec = {"epoch": epoch, "global_step": 10 * epoch, "val/mAP": mean_ap,
+           "train/loss": 1.0 / epoch + cov / 1000, "train/vc": 0.5 / epoch, "train/pred": 0.25 / epoch}
+    rec |= {f"val/AP_{k}": mean_ap + 0.1 * (3 - k) for k in range(7)}
+    rec |= {f"val/AP_full_{k}": mean_ap - 0.01 * k for k in range(8)}
+    rec |= {f"val/copy_last/AP_{k}": COPY_LAST[k] for k in range(7)} | {f"val/chance/AP_{k}": CHANCE for k in range(7)}
+    return rec
+
+
+def curve(final: float, cov: float = 1.0) -> list[dict]:
+    """EPOCHS records rising to `final`."""
+    return [record(e, final - 0.1 * (EPOCHS - e), cov) for e in range(1, EPOCHS + 1)]
+
+
+def write_run(path, config, records=None, status="done", reason=None, results=True, gif=False):
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    if records is not None:
+        (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if results:
+        best = max(records, key=lambda r: r.get("val/mAP", 0)) if records else None
+        (path / "results.json").write_text(json.dumps({
+            "status": status, "reason": reason, "seed": config["seed"], "epochs": EPOCHS,
+            "epochs_completed": len(records or []), "final": records[-1] if records else None, "best": best}))
+    if gif:
+        (path / "rollout.gif").write_bytes(b"GIF89a" + path.name.encode())
+    return path
+
+
+def write_grid(root, values=FINAL, start=0):
+    """One finished run per (cov, std, seed) of `values`; returns their paths by key."""
+    paths = {}
+    i = start
+    for (cov, std), finals in values.items():
+        for seed, final in enumerate(finals, start=1):
+            paths[cov, std, seed] = write_run(root / f"{i}", make_config(cov, std, seed), curve(final, cov),
+                                              gif=True)
+            i += 1
+    return paths
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """The grid plus one run of each kind that is not in the results, and the clutter a real sweep has.
+    Shared by the tests of this module: they read it and write reports only."""
+    root = tmp_path_factory.mktemp("sweeps") / "vc_grid"
+    write_grid(root)
+    write_run(root / "failed", make_config(1, 1, 9), curve(0.3)[:2], status="failed",
+              reason="non-finite loss at epoch 3 step 120: train/pred=nan")
+    stale = write_run(root / "stale", make_config(1, 1, 8), curve(0.3)[:1], status="running")
+    old = time.time() - 5 * 3600
+    for name in ("config.yaml", "metrics.jsonl", "results.json"):
+        os.utime(stale / name, (old, old))
+    write_run(root / "live", make_config(1, 1, 7), curve(0.3)[:2], status="running")
+    write_run(root / "partial", make_config(1, 1, 6), curve(0.3)[:1], results=False)
+    broken = write_run(root / "broken", make_config(1, 1, 5), curve(0.3), results=False)
+    (broken / "results.json").write_text('{"status": "do')
+    # Run folders' own sub-folders and an Optuna study: none of them is a run.
+    for sub in ("0/.hydra", "0/checkpoints", "0/wandb/run-1"):
+        write_run(root / sub, make_config(1, 1, 99), curve(0.99))
+    (root / "optuna").mkdir()
+    (root / "optuna" / "trials.csv").write_text("number,value\n0,0.5\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def grid_report(sweep_dir):
+    return build_report([sweep_dir])
+
+
+def parse_cell(text: str):
+    """'**0.620 ± 0.026** (n=3)' -> (0.62, 0.026, 3, True); '0.520 ± – (n=1)' -> (0.52, nan, 1, False)."""
+    match = re.fullmatch(r"(\*\*)?([\d.]+) ± ([\d.]+|–)(\*\*)? \(n=(\d+)\)", text.strip())
+    assert match, text
+    std = math.nan if match.group(3) == "–" else float(match.group(3))
+    return float(match.group(2)), std, int(match.group(5)), bool(match.group(1))
+
+
+def assert_cell(actual, expected, digits=3):
+    mean, std, n, _ = actual
+    assert mean == pytest.approx(expected[0], abs=0.5 * 10**-digits)
+    assert (math.isnan(std) and math.isnan(expected[1])) or std == pytest.approx(expected[1], abs=0.5 * 10**-digits)
+    assert n == expected[2]
+
+
+def markdown_grid(text: str) -> dict:
+    """{(row, col): cell text} of the first Markdown table in `text`."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = {}
+    for line in lines[2:]:
+        row, *values = [c.strip() for c in line.strip("|").split("|")]
+        cells.update({(row, col): v for col, v in zip(header[1:], values)})
+    return cells
+
+
+def selected_records(root, metric="val/mAP", select="final"):
+    sweep = load_runs([root])
+    keys = add_configs(sweep)
+    return sweep, keys, select_records(sweep, metric, select, "max")
+
+
+# --- the table ---------------------------------------------------------------------------------------------
+
+def test_table_markdown_cells_are_seed_means_spreads_and_counts(grid_report):
+    paths = grid_report
+    cells = markdown_grid(paths["table.md"].read_text())
+    assert set(cells) == {(str(r), str(c)) for r in (1, 100) for c in (1, 10)}
+    for (row, col), expected in EXPECTED.items():
+        assert_cell(parse_cell(cells[str(row), str(col)]), expected)
+    bold = [key for key, text in cells.items() if parse_cell(text)[3]]
+    assert bold == [("100", "10")]
+    assert "**0.620 ± 0.026** (n=3)" in cells["100", "10"]
+    assert cells["100", "1"] == "0.520 ± – (n=1)"
+    assert "a single seed (n=1)" in paths["table.md"].read_text()
+
+
+def test_table_csv_keeps_the_published_layout_and_exact_values(sweep_dir):
+    paths = build_report([sweep_dir], out=sweep_dir / "elsewhere", digits=4)
+    wide = pd.read_csv(paths["table.csv"], dtype=str)
+    assert list(wide.columns) == ["cov_coeff \\ std_coeff", "1", "10"]
+    wide = wide.set_index("cov_coeff \\ std_coeff")
+    for (row, col), expected in EXPECTED.items():
+        assert_cell(parse_cell(wide.loc[str(row), str(col)]), expected, digits=4)
+    values = pd.read_csv(paths["table_values.csv"])
+    for (row, col), (mean, std, n) in EXPECTED.items():
+        cell = values[(values["loss.cov_coeff"] == row) & (values["loss.std_coeff"] == col)].iloc[0]
+        assert cell["mean"] == pytest.approx(mean, abs=1e-12) and cell["n"] == n
+        assert (math.isnan(std) and math.isnan(cell["std"])) or cell["std"] == pytest.approx(std, abs=1e-12)
+    assert values.loc[values["best"], ["loss.cov_coeff", "loss.std_coeff"]].values.tolist() == [[100, 10]]
+
+
+def test_table_latex_bolds_the_best_cell(grid_report):
+    tex = grid_report["table.tex"].read_text()
+    assert "\\toprule" in tex and "cov\\_coeff $\\backslash$ std\\_coeff & 1 & 10 \\\\" in tex
+    assert tex.count("\\textbf{") == 1
+    assert "100 & 0.520 $\\pm$ – {\\scriptsize (1)} & \\textbf{0.620 $\\pm$ 0.026} {\\scriptsize (3)} \\\\" in tex
+
+
+def test_select_best_takes_each_runs_best_epoch(tmp_path):
+    root = tmp_path / "sweep"
+    write_grid(root)
+    peaked = root / "0" / "metrics.jsonl"  # cov=1, std=1, seed 1: final 0.2, best 0.5 at epoch 2
+    records = [json.loads(line) for line in peaked.read_text().splitlines()]
+    records[1]["val/mAP"] = 0.5
+    peaked.write_text("".join(json.dumps(r) + "\n" for r in records))
+    final = markdown_grid(build_report([root], out=tmp_path / "final")["table.md"].read_text())
+    best = markdown_grid(build_report([root], out=tmp_path / "best", select="best")["table.md"].read_text())
+    assert_cell(parse_cell(final["1", "1"]), (0.30, 0.10, 3))
+    assert_cell(parse_cell(best["1", "1"]), (0.40, 0.10, 3))
+
+
+def test_generic_pivot_on_other_keys(tmp_path):
+    root = tmp_path / "lr_bs"
+    finals = {(1e-3, 32): [0.5, 0.7], (1e-3, 64): [0.4], (1e-4, 32): [0.1, 0.2, 0.3]}
+    i = 0
+    for (lr, batch), values in finals.items():
+        for seed, final in enumerate(values, start=1):
+            write_run(root / f"r{i}", make_config(seed=seed, optim={"lr": lr}, data={"batch_size": batch}),
+                      curve(final))
+            i += 1
+    paths = build_report([root], rows="optim.lr", cols="data.batch_size", metric="val/mAP")
+    cells = markdown_grid(paths["table.md"].read_text())
+    assert_cell(parse_cell(cells["0.0001", "32"]), (0.2, 0.1, 3))
+    assert_cell(parse_cell(cells["0.001", "32"]), (0.6, math.sqrt(0.02), 2))
+    assert parse_cell(cells["0.001", "32"])[3]
+    assert cells["0.0001", "64"] == ""
+    assert "| lr \\ batch_size | 32 | 64 |" in paths["table.md"].read_text()
+
+
+def test_a_lower_is_better_metric_bolds_the_minimum(sweep_dir, tmp_path):
+    paths = build_report([sweep_dir], out=tmp_path, metric="train/loss")
+    cells = markdown_grid(paths["table.md"].read_text())
+    assert [k for k, v in cells.items() if parse_cell(v)[3]] == [("1", "1"), ("1", "10")]  # 1/3 + 0.001, tied
+
+
+def test_other_varying_keys_give_one_grid_each(tmp_path):
+    root = tmp_path / "sweep"
+    for i, (steps, cov, final) in enumerate([(1, 1, 0.1), (1, 100, 0.2), (4, 1, 0.3), (4, 100, 0.4)]):
+        write_run(root / f"r{i}", make_config(cov=cov, std=10, steps=steps), curve(final))
+    sweep, keys, selected = selected_records(root)
+    table = pivot(selected, "loss.cov_coeff", "loss.std_coeff", "val/mAP", keys)
+    assert [g.facet for g in table.grids] == [{"model.steps": 1.0}, {"model.steps": 4.0}]
+    assert table.grids[1].mean.loc[100.0, 10.0] == pytest.approx(0.4)
+    assert [g.best.values.sum() for g in table.grids] == [1, 1]
+    report = build_report([root])
+    assert {"heatmap_1.png", "heatmap_2.png"} <= set(report)
+    assert "**model.steps=4**" in report["table.md"].read_text()
+
+
+def test_runs_without_the_grid_keys_are_left_out_with_a_note(tmp_path):
+    root = tmp_path / "sweep"
+    write_grid(root, {(1, 1): [0.2, 0.4]})
+    config = make_config(seed=3)
+    del config["loss"]["std_coeff"]
+    write_run(root / "no_std", config, curve(0.9))
+    paths = build_report([root])
+    text = paths["table.md"].read_text()
+    assert_cell(parse_cell(markdown_grid(text)["1", "1"]), (0.3, math.sqrt(0.02), 2))
+    assert "1 run(s) without loss.cov_coeff or loss.std_coeff are not in the table: `sweep/no_std`" in text
+
+
+def test_no_table_when_no_run_has_the_keys(tmp_path):
+    root = tmp_path / "sweep"
+    write_run(root / "r", make_config(), curve(0.5))
+    paths = build_report([root], rows="optim.momentum")
+    assert "table.md" not in paths
+    assert "No table: no run has optim.momentum." in paths["report"].read_text()
+
+
+# --- configurations, loading ----------------------------------------------------------------------------------
+
+def test_seeds_group_and_path_logging_device_keys_do_not_split(tmp_path):
+    root = tmp_path / "sweep"
+    write_run(root / "a", make_config(seed=1, data={"root": "/a"}, logging={"group": "x"}), curve(0.4))
+    write_run(root / "b", make_config(seed=2, data={"root": "/b"}, training={"device": "cuda"}), curve(0.6))
+    write_run(root / "c", make_config(seed=1, cov=100.0, hydra={"run": {"dir": "/c"}}), curve(0.8))  # 100 == 100.0
+    sweep, keys, selected = selected_records(root)
+    assert keys == []
+    assert set(sweep.runs["config"]) == {"all runs"}
+    summary = summarise_configs(selected, "val/mAP")
+    assert summary[["mean", "n"]].values.tolist() == [[pytest.approx(0.6), 3]]
+
+
+def test_configuration_labels_name_the_varying_keys(sweep_dir):
+    sweep, keys, selected = selected_records(sweep_dir)
+    assert keys == ["loss.cov_coeff", "loss.std_coeff"]
+    assert sorted(set(selected["config"])) == [f"cov_coeff={c}, std_coeff={s}" for c, s in sorted(FINAL)]
+
+
+def test_load_frames_and_statuses(sweep_dir):
+    sweep = load_runs([sweep_dir])
+    runs = sweep.runs.set_index("run")
+    assert len(runs) == sum(map(len, FINAL.values())) + 5
+    status = runs["status"].to_dict()
+    assert status["vc_grid/failed"] == "failed" and status["vc_grid/partial"] == "incomplete"
+    assert status["vc_grid/stale"] == status["vc_grid/live"] == "running"
+    assert status["vc_grid/broken"] == "incomplete"
+    assert "results.json unreadable" in runs.loc["vc_grid/broken", "reason"]
+    assert "stale" in runs.loc["vc_grid/stale", "reason"] and "in progress" in runs.loc["vc_grid/live", "reason"]
+    assert runs.loc["vc_grid/0", "loss.cov_coeff"] == 1.0
+    epochs = sweep.epochs
+    assert len(epochs[epochs["run"] == "vc_grid/0"]) == EPOCHS
+    assert epochs.loc[(epochs["run"] == "vc_grid/0") & (epochs["epoch"] == 3), "val/mAP"].item() == pytest.approx(0.2)
+    assert not any("hydra" in r or "checkpoints" in r or "wandb" in r or "optuna" in r for r in runs.index)
+
+
+def test_results_json_alone_and_bad_lines_are_read(tmp_path):
+    root = tmp_path / "sweep"
+    only_results = write_run(root / "a", make_config(seed=1), curve(0.4))
+    (only_results / "metrics.jsonl").unlink()
+    torn = write_run(root / "b", make_config(seed=2), curve(0.6))
+    with open(torn / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "val/m')
+    nan_line = write_run(root / "c", make_config(seed=3), curve(0.8))
+    with open(nan_line / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "train/loss": NaN, "val/mAP": null}\n')
+    sweep, _, selected = selected_records(root)
+    assert selected["val/mAP"].to_dict() == {"sweep/a": pytest.approx(0.4), "sweep/b": pytest.approx(0.6),
+                                             "sweep/c": pytest.approx(0.8)}  # c: epoch 4 has no mAP
+    runs = sweep.runs.set_index("run")
+    assert "1 unparsable line(s)" in runs.loc["sweep/b", "reason"]
+    assert runs.loc["sweep/a", "n_records"] == 1  # best (epoch 3) and final are the same: one record
+
+
+# --- figures ---------------------------------------------------------------------------------------------------
+
+def test_heatmap_shows_the_seed_means(sweep_dir):
+    sweep, keys, selected = selected_records(sweep_dir)
+    table = pivot(selected, "loss.cov_coeff", "loss.std_coeff", "val/mAP", keys)
+    fig = plot_heatmap(table.grids[0], table)
+    shown = fig.axes[0].images[0].get_array()
+    expected = np.array([[EXPECTED[r, c][0] for c in (1, 10)] for r in (1, 100)])
+    np.testing.assert_allclose(shown, expected)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "0.620\n± 0.026\nn=3" in texts and "0.520\n± –\nn=1" in texts
+
+
+def test_ap_horizon_lines_and_baselines(tmp_path):
+    root = tmp_path / "steps"
+    finals = {1: [0.3, 0.5], 4: [0.6, 0.7, 0.8]}
+    i = 0
+    for steps, values in finals.items():
+        for seed, final in enumerate(values, start=1):
+            write_run(root / f"r{i}", make_config(steps=steps, seed=seed), curve(final))
+            i += 1
+    _, _, selected = selected_records(root)
+    ax = plot_ap_horizon(selected, hue="model.steps").axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"steps=1, n=2", "steps=4, n=3", "copy-last", "chance"}
+    np.testing.assert_allclose(lines["steps=1, n=2"].get_xdata(), range(1, 8))
+    np.testing.assert_allclose(lines["steps=1, n=2"].get_ydata(), [0.4 + 0.1 * (3 - k) for k in range(7)])
+    np.testing.assert_allclose(lines["steps=4, n=3"].get_ydata(), [0.7 + 0.1 * (3 - k) for k in range(7)])
+    np.testing.assert_allclose(lines["copy-last"].get_ydata(), COPY_LAST)
+    np.testing.assert_allclose(lines["chance"].get_ydata(), [CHANCE] * 7)
+    assert len(ax.collections) == 2  # one seed band per line
+    band = ax.collections[1].get_paths()[0].vertices[:, 1]
+    spread = np.std([0.6, 0.7, 0.8], ddof=1)
+    assert band.max() == pytest.approx(0.7 + 0.3 + spread) and band.min() == pytest.approx(0.7 - 0.3 - spread)
+
+    full = {line.get_label(): line for line in plot_ap_horizon(selected, full=True).axes[0].get_lines()}
+    np.testing.assert_allclose(full["steps=4, n=3"].get_ydata(), [0.7 - 0.01 * k for k in range(8)])
+    assert "copy-last (per-batch)" in full
+
+
+def test_ap_horizon_picks_the_best_configuration_of_a_steps_value(sweep_dir):
+    _, _, selected = selected_records(sweep_dir)
+    lines = plot_ap_horizon(selected, hue="model.steps").axes[0].get_lines()
+    best = [line for line in lines if line.get_label().startswith("steps=4")]
+    assert [line.get_label() for line in best] == ["steps=4 (best of 4: cov_coeff=100, std_coeff=10), n=3"]
+    np.testing.assert_allclose(best[0].get_ydata(), [0.62 + 0.1 * (3 - k) for k in range(7)])
+
+
+def test_training_curves_are_seed_means_per_configuration(sweep_dir):
+    sweep = load_runs([sweep_dir])
+    add_configs(sweep)
+    fig = plot_curves(sweep.epochs, sweep.runs)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["JEPA loss", "VC loss", "prediction loss", "validation mAP"]
+    lines = {line.get_label(): line for line in fig.axes[3].get_lines()}
+    assert set(lines) == {f"cov_coeff={c}, std_coeff={s}" for c, s in FINAL}  # failed/running runs not drawn
+    mean = np.mean(FINAL[1, 1])
+    np.testing.assert_allclose(lines["cov_coeff=1, std_coeff=1"].get_ydata(), [mean - 0.2, mean - 0.1, mean])
+    loss = {line.get_label(): line for line in fig.axes[0].get_lines()}["cov_coeff=100, std_coeff=10"]
+    np.testing.assert_allclose(loss.get_ydata(), [1 / e + 0.1 for e in (1, 2, 3)])
+
+
+# --- the report ------------------------------------------------------------------------------------------------
+
+def test_report_lists_every_run_that_is_not_in_the_results(sweep_dir, grid_report):
+    paths = grid_report
+    assert paths["report"] == sweep_dir / "report" / "report.md"
+    text = paths["report"].read_text()
+    problems = text.split("## Failed, incomplete or running runs")[1]
+    expected = {"vc_grid/failed": "non-finite loss at epoch 3 step 120: train/pred=nan",
+                "vc_grid/stale": "stale: no write for", "vc_grid/live": "in progress (2/3 epochs)",
+                "vc_grid/partial": "no results.json (1 epoch(s) in metrics.jsonl)",
+                "vc_grid/broken": "results.json unreadable"}
+    for run, reason in expected.items():
+        row = next(line for line in problems.splitlines() if f"`{run}`" in line)
+        assert reason in row
+    assert "| `vc_grid/failed` | failed | 2/3 |" in problems
+    assert "Optuna study folder" in text
+    for name in ("heatmap.png", "ap_horizon.png", "curves.png", "rollout_best.gif"):
+        assert f"]({name})" in text and paths[name].stat().st_size > 0
+    assert "Run `vc_grid/8`" in text  # the best run: cov=100, std=10, seed 3 (0.65)
+    assert paths["rollout_best.gif"].read_bytes() == b"GIF89a8"
+
+
+def test_a_second_report_does_not_read_the_first(sweep_dir, grid_report):
+    again = build_report([sweep_dir])
+    assert "table.md" in again and "report/" not in again["report"].read_text().split("## Failed")[1]
+
+
+def test_a_finished_run_without_the_metric_is_listed(tmp_path):
+    root = tmp_path / "sweep"
+    write_grid(root, {(1, 1): [0.2, 0.4]})
+    records = curve(0.5)
+    for rec in records:
+        del rec["val/mAP"]
+    write_run(root / "no_map", make_config(seed=3), records)
+    text = build_report([root])["report"].read_text()
+    assert "| `sweep/no_map` | done | 3/3 | finished but no val/mAP value |" in text
+    assert_cell(parse_cell(markdown_grid(text.split("## val/mAP")[1])["1", "1"]), (0.3, math.sqrt(0.02), 2))
+
+
+def test_two_sweep_folders_combine(tmp_path):
+    first, second = tmp_path / "a" / "sweep", tmp_path / "b" / "sweep"
+    write_grid(first, {(100, 10): [0.6, 0.61]})
+    write_grid(second, {(100, 10): [0.65], (1, 1): [0.2]})
+    paths = build_report([first, second], out=tmp_path / "report")
+    cells = markdown_grid(paths["table.md"].read_text())
+    assert_cell(parse_cell(cells["100", "10"]), (0.62, math.sqrt(0.0007), 3))
+    runs = pd.read_csv(paths["runs.csv"])
+    assert sorted(runs["run"]) == ["a/sweep/0", "a/sweep/1", "b/sweep/0", "b/sweep/1"]
+
+
+def test_one_run_folder_alone(tmp_path):
+    run = write_run(tmp_path / "run", make_config(), curve(0.5))
+    paths = build_report([run])
+    cells = markdown_grid(paths["table.md"].read_text())
+    assert cells == {("100", "10"): "**0.500 ± –** (n=1)"}
+    assert "None." in paths["report"].read_text()
+
+
+def test_empty_folder_does_not_crash(tmp_path):
+    paths = build_report([tmp_path])
+    assert "0 run folder(s)" in paths["report"].read_text()
+
+
+def test_cli(sweep_dir, tmp_path, capsys):
+    out = tmp_path / "cli_report"
+    assert main([str(sweep_dir), "--out", str(out), "--select", "best", "--full", "--ignore", "model.dstc"]) == 0
+    assert (out / "report.md").exists() and (out / "ap_horizon_full.png").exists()
+    assert "report.md" in capsys.readouterr().out
