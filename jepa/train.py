@@ -14,8 +14,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import validate
 from .errors import ConfigError
+from .naming import register_resolvers
 
 log = logging.getLogger("jepa")
+register_resolvers()
 
 
 def add_file_log(run_dir: Path) -> None:
@@ -40,6 +42,10 @@ def train(cfg: DictConfig, run_dir: Path | str) -> dict:
     validate(cfg)
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
+    previous = folder.read_results()
+    if previous and previous["status"] == "done" and previous["epochs_completed"] >= cfg.training.epochs:
+        log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"]["val/mAP"])
+        return previous
     add_file_log(run_dir)
     folder.write_config(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -25,6 +25,7 @@ from .evaluation import Evaluator
 from .losses import match_reference_bn_updates, training_losses
 from .models import DetectionHead, PixelDecoder, VideoJEPA
 from .run_folder import RunFolder
+from .speed import apply_speed_options
 from .visualize import write_rollout_gif
 
 log = logging.getLogger("jepa")
@@ -81,8 +82,7 @@ class Trainer:
         match_reference_bn_updates(self.model.encoder)
         for module in self.modules:
             module.to(self.device)
-            if t.channels_last:
-                module.to(memory_format=torch.channels_last)
+        apply_speed_options(self.model, self.head, self.decoder, t)
         lr = cfg.optim.lr
         self.optimizer = torch.optim.Adam(
             [
@@ -93,9 +93,6 @@ class Trainer:
         )
         self.amp_dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[t.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
-        if t.compile:
-            self.model.encoder.compile()
-            self.model.predictor.compile()
 
         self.epoch = 0  # completed epochs
         self.batch = 0  # batches done in the current epoch
