@@ -3,6 +3,7 @@
 import pytest
 
 from jepa.config import compose_config
+from tests.slurm.fixtures import slurm_cluster  # noqa: F401  (the session's local SLURM cluster)
 
 # A run small enough for a unit test: generated offline digits, a 4-wide strided model, a few batches.
 TINY = [
