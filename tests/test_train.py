@@ -91,7 +91,7 @@ def test_non_finite_loss_fails_the_run_with_a_reason(tiny_cfg, tmp_path, monkeyp
 
 @pytest.mark.slow
 def test_killed_run_restarted_in_its_folder_matches_an_uninterrupted_one(tmp_path):
-    from conftest import TINY
+    from tests.conftest import TINY
 
     args = [*TINY, "training.epochs=2", "data.num_train=64", "training.checkpoint_minutes=0.001"]
     cmd = [sys.executable, "-m", "jepa.train", *args]
@@ -119,7 +119,7 @@ def test_killed_run_restarted_in_its_folder_matches_an_uninterrupted_one(tmp_pat
 
 @pytest.mark.slow
 def test_cli_failure_exits_non_zero_and_records_failed(tmp_path):
-    from conftest import TINY
+    from tests.conftest import TINY
 
     # A learning rate this large drives the weights to inf within a few steps.
     proc = subprocess.run(
