@@ -15,6 +15,7 @@ def atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; collaborators on a shared filesystem must read runs
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
