@@ -224,10 +224,8 @@ class Trainer:
         try:
             while self.epoch < self.cfg.training.epochs:
                 self.run_epoch()
-            if not self.folder.gif.exists() or self.cfg.training.gif_every == 0:
+            if not self.folder.gif.exists():  # a run resumed after its last epoch's checkpoint
                 self.write_gif()
-                if self.tracker:
-                    self.tracker.log_gif(self.folder.gif, self.epoch)
         except StopRequested:
             self.folder.write_results(self.results("running", "stopped to be requeued"))
             raise
@@ -292,7 +290,7 @@ class Trainer:
         self.save()
         self.folder.write_metrics(self.history)
         gif_every = cfg.training.gif_every
-        if gif_every and self.epoch % gif_every == 0:
+        if last or (gif_every and self.epoch % gif_every == 0):
             self.write_gif()
             if self.tracker:
                 self.tracker.log_gif(self.folder.gif, self.epoch)
