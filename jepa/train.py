@@ -33,6 +33,28 @@ def add_file_log(run_dir: Path) -> None:
         root.setLevel(logging.INFO)
 
 
+def is_done(results: dict | None, epochs: int) -> bool:
+    """results.json of a run that has trained all `epochs`: starting it again would do nothing."""
+    return bool(results) and results["status"] == "done" and results["epochs_completed"] >= epochs
+
+
+class _Stop:
+    """What request_stop needs: a request can come before this process's Trainer exists."""
+
+    requested = False
+    trainer = None
+
+
+def request_stop(*_signal) -> None:
+    """Make the run training in this process checkpoint at its next step and raise StopRequested.
+
+    A signal handler (it only sets flags): the SLURM launcher installs it for the time-limit signal.
+    """
+    _Stop.requested = True
+    if _Stop.trainer is not None:
+        _Stop.trainer.request_stop()
+
+
 def train(cfg: DictConfig, run_dir: Path | str) -> dict:
     """Validate cfg, train in run_dir, return results.json's content. Raises ConfigError on bad input."""
     from .run_folder import RunFolder
@@ -43,7 +65,7 @@ def train(cfg: DictConfig, run_dir: Path | str) -> dict:
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
     previous = folder.read_results()
-    if previous and previous["status"] == "done" and previous["epochs_completed"] >= cfg.training.epochs:
+    if is_done(previous, cfg.training.epochs):
         log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"]["val/mAP"])
         return previous
     add_file_log(run_dir)
@@ -51,7 +73,13 @@ def train(cfg: DictConfig, run_dir: Path | str) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     trainer = Trainer(cfg, run_dir)
     trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
-    return trainer.fit()
+    _Stop.trainer = trainer
+    if _Stop.requested:
+        trainer.request_stop()
+    try:
+        return trainer.fit()
+    finally:
+        _Stop.trainer = None
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
