@@ -111,5 +111,15 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("training.precision", t.precision, f"one of {PRECISIONS}")
     if t.mode not in MODES:
         raise ConfigError("training.mode", t.mode, f"one of {MODES}")
+    for key in ("compile", "channels_last"):
+        if not isinstance(t[key], bool):
+            raise ConfigError(f"training.{key}", t[key], "true or false")
+    from .models.checkpointing import POLICIES  # the models and jepa.speed own their options' values
+    from .speed import CPU_ALLOCATORS
+
+    if t.cpu_allocator not in CPU_ALLOCATORS:
+        raise ConfigError("training.cpu_allocator", t.cpu_allocator, f"one of {CPU_ALLOCATORS}")
+    if t.activation_checkpointing not in POLICIES:
+        raise ConfigError("training.activation_checkpointing", t.activation_checkpointing, f"one of {POLICIES}")
     if cfg.logging.mode not in ("offline", "online", "disabled"):
         raise ConfigError("logging.mode", cfg.logging.mode, "offline, online or disabled")

@@ -3,16 +3,28 @@
 States are laid out [B, T, C, h, w]: folding time into the batch is then a view, not a copy.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
+from .checkpointing import POLICIES, checkpointed
 from .encoder import ResNet5
 from .predictor import ResUNet
 from .projector import Projector
 
 CONTEXT = 2  # the predictor sees the states at t-1 and t
+
+# Activation checkpointing of each part for each policy of `VideoJEPA.checkpointing`. "projector" covers
+# every projector pass together with the loss terms it feeds (jepa.losses): cheap to recompute (about 1%
+# of a step) and 4x wider than the states, so both policies keep only their inputs. Under "full" each
+# predictor call keeps only its input and is recomputed one U-Net stage at a time (ResUNet.forward).
+PART_POLICIES = {
+    "none": {},
+    "selective": {"encoder": "selective", "predictor": "selective", "projector": "full"},
+    "full": {"encoder": "full", "predictor": "full", "projector": "full"},
+}
 
 
 class VideoJEPA(nn.Module):
@@ -21,11 +33,23 @@ class VideoJEPA(nn.Module):
         self.encoder = ResNet5(dobs, henc, dstc, encoder_strides)
         self.predictor = ResUNet(CONTEXT * dstc, hpre, dstc)
         self.projector = Projector(dstc)
+        # How training keeps activations for backward (models/checkpointing.py): none | selective | full.
+        # Set by jepa.speed.apply_speed_options; it never changes a step's numbers.
+        self.checkpointing = "none"
+
+    def part(self, name: str, fn: Callable[..., Tensor] | None = None) -> Callable[..., Tensor]:
+        """`fn` (by default the submodule `name`) checkpointed as `self.checkpointing` says for that part."""
+        assert self.checkpointing in POLICIES, self.checkpointing
+        module = getattr(self, name)
+        policy = PART_POLICIES[self.checkpointing].get(name, "none")
+        if fn is None and name == "predictor" and policy == "full":
+            fn = partial(module, checkpoint_stages=True)  # recomputed a stage at a time, see ResUNet
+        return checkpointed(fn or module, policy, module)
 
     def encode(self, video: Tensor) -> Tensor:
         """[B, T, dobs, H, W] -> states [B, T, dstc, h, w]."""
         b, t = video.shape[:2]
-        s = self.encoder(video.flatten(0, 1))
+        s = self.part("encoder")(video.flatten(0, 1))
         return s.view(b, t, *s.shape[1:])
 
     def predict_next(self, states: Tensor, first: int = 0, drop_last: bool = True) -> Tensor:
@@ -37,7 +61,7 @@ class VideoJEPA(nn.Module):
         """
         b, t = states.shape[:2]
         pairs = torch.cat([states[:, first : t - 1], states[:, first + 1 :]], dim=2)
-        out = self.predictor(pairs.flatten(0, 1))
+        out = self.part("predictor")(pairs.flatten(0, 1))
         out = out.view(b, t - 1 - first, *out.shape[1:])
         return out[:, :-1] if drop_last else out
 

@@ -4,6 +4,7 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import ResidualBlock, conv3x3
+from .checkpointing import checkpointed
 
 
 class ResUNet(nn.Module):
@@ -31,13 +32,17 @@ class ResUNet(nn.Module):
         self.merge = nn.ModuleList([ResidualBlock(c, c // 2) for c in (8 * h, 4 * h, 2 * h)])
         self.head = nn.Conv2d(h, cout, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, checkpoint_stages: bool = False) -> Tensor:
+        """`checkpoint_stages`: keep only each stage's input for backward and recompute the stage (the
+        least-memory policy runs this inside a checkpoint of the whole call: one stage's activations at a
+        time instead of the whole U-Net's when that call is recomputed)."""
+        stage = (lambda fn, module: checkpointed(fn, "full", module)) if checkpoint_stages else (lambda fn, _: fn)
         skips = []
-        x = self.stem(x)
+        x = stage(self.stem, self.stem)(x)
         for block in self.down:
-            x = block(x)
+            x = stage(block, block)(x)
             skips.append(x)
         x = skips.pop()
         for up, merge in zip(self.up, self.merge):
-            x = merge(torch.cat([up(x), skips.pop()], dim=1))
+            x = stage(lambda x, skip, up=up, merge=merge: merge(torch.cat([up(x), skip], dim=1)), merge)(x, skips.pop())
         return self.head(x)

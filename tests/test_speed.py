@@ -1,0 +1,171 @@
+"""The speed and memory options change nothing they claim to keep (docs/performance.md).
+
+Activation checkpointing: the same losses, gradients and BatchNorm running statistics as the plain step, in
+float64. Fast mode: the same evaluation numbers as exact mode. channels_last and torch.compile: a tiny step
+builds, runs and gives the plain step's losses.
+"""
+
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+from jepa.bench import compare, measure, mode_overrides
+from jepa.errors import ConfigError
+from jepa.losses import jepa_losses, match_reference_bn_updates, training_losses
+from jepa.models import DetectionHead, PixelDecoder, VideoJEPA
+from jepa.models.checkpointing import checkpointed
+from jepa.speed import apply_speed_options, caching_allocator, keep_freed_memory, set_cpu_allocator
+
+STEPS, STD, COV = 3, 10.0, 100.0
+
+
+def tiny_modules(strides=(2, 1, 1), dtype=torch.double, seed=0):
+    torch.manual_seed(seed)
+    model = VideoJEPA(1, 4, 4, 4, strides).to(dtype)
+    head, decoder = DetectionHead(4, 4).to(dtype), PixelDecoder(4, 1, 32).to(dtype)
+    for m in model.modules():  # non-trivial BatchNorm state, so that a mismatch cannot hide
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.uniform_(m.bias, -0.2, 0.2)
+    match_reference_bn_updates(model.encoder)
+    return model, head, decoder
+
+
+def batch(dtype=torch.double, b=2, t=6):
+    g = torch.Generator().manual_seed(1)
+    video = torch.rand(b, t, 1, 32, 32, dtype=dtype, generator=g)
+    labels = (torch.rand(b, t, 8, 8, generator=g) < 0.1).to(dtype)
+    return video, labels
+
+
+def step(modules, fast=False, dtype=torch.double):
+    """One training step's losses, gradients and buffers (running statistics)."""
+    model, head, decoder = modules
+    losses = training_losses(model, head, decoder, *batch(dtype), STEPS, STD, COV, fast=fast)
+    losses["total"].backward()
+    grads = [p.grad.clone() for m in modules for p in m.parameters()]
+    buffers = [b.clone() for m in modules for b in m.buffers()]
+    return {k: v.detach() for k, v in losses.items()}, grads, buffers
+
+
+@pytest.mark.parametrize("policy", ["selective", "full"])
+@pytest.mark.parametrize("strides,fast", [((2, 1, 1), False), ((1, 1, 1), True)])
+def test_checkpointing_gives_the_plain_step_exactly(policy, strides, fast):
+    plain = step(tiny_modules(strides), fast=fast)
+    modules = tiny_modules(strides)
+    modules[0].checkpointing = policy
+    checkpointed_step = step(modules, fast=fast)
+    for key, value in plain[0].items():
+        torch.testing.assert_close(checkpointed_step[0][key], value, rtol=0, atol=0, msg=key)
+    for ours, ref in zip(checkpointed_step[1], plain[1], strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
+    # The recomputation runs BatchNorm in train mode again: its running statistics must move only once.
+    for ours, ref in zip(checkpointed_step[2], plain[2], strict=True):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+
+
+def test_recomputation_would_move_running_stats_twice_without_the_guard(monkeypatch):
+    """The guard in checkpointing.py is what keeps the statistics: without it they move again."""
+    import jepa.models.checkpointing as ckpt
+
+    plain = step(tiny_modules())[2]
+    modules = tiny_modules()
+    modules[0].checkpointing = "full"
+    monkeypatch.setattr(ckpt, "frozen_running_stats", lambda module: contextlib.nullcontext())
+    unguarded = step(modules)[2]
+    assert any(not torch.equal(a, b) for a, b in zip(unguarded, plain))
+
+
+def test_checkpointed_function_is_the_module_without_autograd():
+    model = tiny_modules()[0]
+    x = torch.rand(3, 8, 16, 16, dtype=torch.double)
+    with torch.no_grad():
+        torch.testing.assert_close(checkpointed(model.predictor, "full", model.predictor)(x), model.predictor(x))
+
+
+def test_fast_mode_evaluates_exactly_as_exact_mode():
+    """In eval mode BatchNorm is per sample: predicting only what a step changes is then exact."""
+    model = tiny_modules(strides=(1, 1, 1))[0].eval()
+    video, _ = batch(t=8)
+    with torch.no_grad():
+        states = model.encode(video)
+        exact = jepa_losses(model, states, 5, STD, COV)
+        fast = jepa_losses(model, states, 5, STD, COV, fast=True)
+    torch.testing.assert_close(fast.pred, exact.pred, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fast.total, exact.total, rtol=1e-12, atol=1e-14)
+
+
+def test_fast_mode_trains_through_the_same_encoder_pass_and_fewer_pairs():
+    modules = tiny_modules()
+    calls = []
+    modules[0].predictor.register_forward_hook(lambda m, inp, out: calls.append(len(inp[0])))
+    exact = step(modules)[0]
+    exact_pairs, calls[:] = sum(calls), []
+    fast = step(modules, fast=True)[0]
+    b, t = 2, 6
+    assert exact_pairs == STEPS * b * (t - 1)
+    assert sum(calls) == b * sum(t - 1 - k for k in range(1, STEPS + 1))
+    torch.testing.assert_close(fast["vc"], exact["vc"])
+
+
+def test_channels_last_is_a_cuda_option_left_alone_on_cpu(tiny_cfg, caplog):
+    modules = tiny_modules(dtype=torch.float)
+    apply_speed_options(*modules, tiny_cfg("training.channels_last=true").training)
+    conv = next(m for m in modules[0].modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous()
+    assert "channels_last=true is ignored on CPU" in caplog.text
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_the_plain_step(tiny_cfg):
+    plain = step(tiny_modules(dtype=torch.float), dtype=torch.float)[0]
+    modules = tiny_modules(dtype=torch.float)
+    apply_speed_options(*modules, tiny_cfg("training.compile=true").training)
+    for key, value in step(modules, dtype=torch.float)[0].items():
+        torch.testing.assert_close(value, plain[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    assert keep_freed_memory()
+
+
+@pytest.mark.slow  # builds the C++ allocator once (about a minute), then torch caches it
+def test_caching_allocator_reuses_freed_blocks():
+    assert set_cpu_allocator("caching") == "caching"
+    stats = caching_allocator().stats
+    x = torch.ones(4 << 20)  # 16 MB: served by the caching allocator
+    reserved = stats()[2]
+    del x
+    for _ in range(3):
+        y = torch.full((4 << 20,), 2.0)
+        assert stats()[2] == reserved and float(y.sum()) == 2.0 * (4 << 20)  # the freed block came back
+        del y
+    assert torch.equal(torch.arange(10).float() @ torch.ones(10), torch.tensor(45.0))  # small: default
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("training.activation_checkpointing=some", "training.activation_checkpointing"),
+        ("training.cpu_allocator=jemalloc", "training.cpu_allocator"),
+        ("training.compile=1", "training.compile"),
+    ],
+)
+def test_bad_speed_option_is_refused(tiny_cfg, override, key):
+    with pytest.raises(ConfigError, match=key):
+        tiny_cfg(override)
+
+
+def test_bench_measures_one_mode_and_compares(tiny_cfg):
+    cfg = tiny_cfg(*mode_overrides("fast+selective"), "data.batch_size=2")
+    ours = measure(cfg, "ours", "fast+selective", steps=1, warmup=1)
+    ref = measure(cfg, "reference", "exact", steps=1, warmup=1)
+    assert ours["gflop_per_step"] < ref["gflop_per_step"]  # fast mode and a single encoder pass
+    for row in (ours, ref):
+        assert row["ms_per_step"] > 0 and row["matmul_gflops_per_s"][0] > 0 and row["peak_rss_mb"] > 0
+    summary = compare([{"round": 0, **ref}, {"round": 0, **ours}])
+    assert set(summary) == {"fast+selective"} and summary["fast+selective"]["speedup"] > 0
+    with pytest.raises(SystemExit):
+        mode_overrides("exact+warp")
