@@ -28,7 +28,7 @@ except ImportError:
     _fast_loads = json.loads
 
 # Never searched: a run's own sub-folders (large, and .hydra holds a config.yaml of its own), and an Optuna
-# study folder (only noted in the report for now, see find_optuna_studies).
+# study folder (its summary goes into the report, see find_optuna_studies).
 SKIP_DIRS = {".hydra", "wandb", "checkpoints", "optuna", "__pycache__", ".git"}
 METRICS, RESULTS, CONFIG = "metrics.jsonl", "results.json", "config.yaml"
 # Files whose modification time says a run is still alive.
@@ -65,7 +65,7 @@ def _natural_order(path: Path) -> list:
 
 
 def find_optuna_studies(folders: list[Path]) -> list[Path]:
-    """`optuna/` folders directly inside the sweep folders: a hook for a later study summary, unread now."""
+    """`optuna/` folders directly inside the sweep folders (jepa.search writes summary.md and plots there)."""
     return [f / "optuna" for f in folders if (f / "optuna").is_dir()]
 
 
@@ -173,6 +173,8 @@ def _status(results: dict | None, meta: dict, stale_hours: float) -> dict:
         return {"status": "done", "reason": results.get("reason")}
     if status == "failed":
         return {"status": "failed", "reason": results.get("reason") or "failed, no reason given"}
+    if status == "pruned":  # an Optuna trial stopped early by its pruner
+        return {"status": "pruned", "reason": results.get("reason") or "pruned"}
     if status == "running":
         progress = f"{progress_text(meta['epochs_completed'], meta['epochs'])} epochs"
         if meta["age_h"] > stale_hours:

@@ -58,12 +58,34 @@ def build_report(folders, out=None, rows: str = "loss.cov_coeff", cols: str = "l
     best_run = _copy_best_rollout(sweep, selected, metric, goal, out)
     if best_run:
         paths["rollout_best.gif"] = out / "rollout_best.gif"
+    optuna_md = _copy_optuna_studies(find_optuna_studies(sweep.folders), out, paths)
     paths["runs.csv"] = out / "runs.csv"
     _runs_frame(sweep, selected, metric, keys).to_csv(paths["runs.csv"], index=False)
     paths["report"] = out / "report.md"
     paths["report"].write_text(_report_md(sweep, selected, configs, table, paths, best_run, metric, goal, hue,
-                                          digits))
+                                          digits, optuna_md))
     return paths
+
+
+def _copy_optuna_studies(studies: list[Path], out: Path, paths: dict[str, Path]) -> list[str]:
+    """Each Optuna study's summary (jepa.search: best parameters, trial table, plots) as report sections.
+
+    Its plots are copied to out/optuna_<study>/ and its headings demoted under the report's own."""
+    shutil.rmtree(out / "optuna", ignore_errors=True)
+    md = []
+    for study in studies:
+        summary = study / "summary.md"
+        if not summary.exists():
+            md += [f"## Optuna study in `{study.parent}`", "", "No summary.md yet (no trial has finished).", ""]
+            continue
+        target = out / "optuna" / study.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        text = summary.read_text()
+        for image in sorted(study.glob("*.png")):
+            paths[f"optuna/{study.parent.name}/{image.name}"] = Path(shutil.copy2(image, target / image.name))
+            text = text.replace(f"]({image.name})", f"](optuna/{study.parent.name}/{image.name})")
+        md += [("#" + line) if line.startswith("#") else line for line in text.splitlines()] + [""]
+    return md
 
 
 def _save(fig, path: Path) -> Path:
@@ -105,7 +127,7 @@ def problem_runs(sweep: Sweep, selected: pd.DataFrame, metric: str) -> pd.DataFr
     runs = sweep.runs.copy()
     no_value = (runs["status"] == "done") & ~runs["run"].isin(selected.index)
     runs.loc[no_value, "reason"] = f"finished but no {metric} value"
-    order = {status: i for i, status in enumerate(("failed", "invalid", "running", "incomplete", "done"))}
+    order = {status: i for i, status in enumerate(("failed", "invalid", "running", "incomplete", "pruned", "done"))}
     problems = runs[(runs["status"] != "done") | no_value]
     return problems.sort_values("status", key=lambda s: s.map(order), kind="stable")
 
@@ -117,7 +139,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _report_md(sweep: Sweep, selected: pd.DataFrame, configs: pd.DataFrame, table: PivotTable, paths: dict,
-               best_run: str | None, metric: str, goal: str, hue: str, digits: int) -> str:
+               best_run: str | None, metric: str, goal: str, hue: str, digits: int, optuna_md: list[str]) -> str:
     counts = sweep.runs["status"].value_counts()
     which = "the final epoch" if table.select == "final" else f"each run's best epoch ({goal})"
     md = ["# Sweep report", "",
@@ -165,7 +187,4 @@ def _report_md(sweep: Sweep, selected: pd.DataFrame, configs: pd.DataFrame, tabl
                        r["reason"] or ""]
                       for r in problems.to_dict("records")]) if len(problems) else ["None."]) + [""]
 
-    notes = [f"Optuna study folder `{p}` found; not analysed yet." for p in find_optuna_studies(sweep.folders)]
-    if notes:
-        md += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
-    return "\n".join(md)
+    return "\n".join(md + optuna_md)

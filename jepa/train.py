@@ -6,7 +6,10 @@ folder) and returns the final validation mAP, which sweepers maximise.
 
 import logging
 import sys
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -20,17 +23,28 @@ log = logging.getLogger("jepa")
 register_resolvers()
 
 
-def add_file_log(run_dir: Path) -> None:
-    """Log to run_dir/train.log unless a handler (Hydra's) already does."""
+@contextmanager
+def file_log(run_dir: Path):
+    """Log to run_dir/train.log while the block runs, unless a handler (Hydra's) already does.
+
+    The handler is removed after: a process that trains several runs (the local launcher, an Optuna
+    worker) must not write one run's log into another's folder.
+    """
     path = (run_dir / "train.log").resolve()
     root = logging.getLogger()
     if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+        yield
         return
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
 
 
 def is_done(results: dict | None, epochs: int) -> bool:
@@ -55,8 +69,12 @@ def request_stop(*_signal) -> None:
         _Stop.trainer.request_stop()
 
 
-def train(cfg: DictConfig, run_dir: Path | str) -> dict:
-    """Validate cfg, train in run_dir, return results.json's content. Raises ConfigError on bad input."""
+def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], Any] | None = None) -> dict:
+    """Validate cfg, train in run_dir, return results.json's content. Raises ConfigError on bad input.
+
+    wrap_tracker: given the run's tracker (jepa.tracking), returns the one the trainer calls instead; the
+    Optuna worker wraps it to report each epoch's metric to its trial and prune.
+    """
     from .run_folder import RunFolder
     from .tracking import make_tracker
     from .trainer import Trainer
@@ -68,18 +86,20 @@ def train(cfg: DictConfig, run_dir: Path | str) -> dict:
     if is_done(previous, cfg.training.epochs):
         log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"]["val/mAP"])
         return previous
-    add_file_log(run_dir)
-    folder.write_config(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    trainer = Trainer(cfg, run_dir)
-    trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
-    _Stop.trainer = trainer
-    if _Stop.requested:
-        trainer.request_stop()
-    try:
-        return trainer.fit()
-    finally:
-        _Stop.trainer = None
+    with file_log(run_dir):
+        folder.write_config(cfg)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        trainer = Trainer(cfg, run_dir)
+        trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
+        if wrap_tracker is not None:
+            trainer.tracker = wrap_tracker(trainer.tracker)
+        _Stop.trainer = trainer
+        if _Stop.requested:
+            trainer.request_stop()
+        try:
+            return trainer.fit()
+        finally:
+            _Stop.trainer = None
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

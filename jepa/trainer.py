@@ -230,9 +230,10 @@ class Trainer:
             self.folder.write_results(self.results("running", "stopped to be requeued"))
             raise
         except BaseException as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("run failed: %s", reason)
-            self.folder.write_results(self.results("failed", reason))
+            # An exception may name the status it ends the run with (the Optuna worker's Pruned: "pruned").
+            status, reason = getattr(exc, "run_status", "failed"), f"{type(exc).__name__}: {exc}"
+            log.log(logging.INFO if status == "pruned" else logging.ERROR, "run %s: %s", status, reason)
+            self.folder.write_results(self.results(status, reason))
             if self.tracker:
                 self.tracker.finish("failed", reason)
             raise

@@ -101,6 +101,10 @@ def sweep_dir(tmp_path_factory):
         write_run(root / sub, make_config(1, 1, 99), curve(0.99))
     (root / "optuna").mkdir()
     (root / "optuna" / "trials.csv").write_text("number,value\n0,0.5\n")
+    (root / "optuna" / "summary.md").write_text("# Optuna study `vc`\n\nBest: trial 0\n\n![history.png](history.png)\n")
+    (root / "optuna" / "history.png").write_bytes(b"PNG history")
+    write_run(root / "pruned", make_config(1, 1, 4), curve(0.3)[:1], status="pruned",
+              reason="Pruned: val/mAP=0.1000 at epoch 1")
     return root
 
 
@@ -272,9 +276,10 @@ def test_configuration_labels_name_the_varying_keys(sweep_dir):
 def test_load_frames_and_statuses(sweep_dir):
     sweep = load_runs([sweep_dir])
     runs = sweep.runs.set_index("run")
-    assert len(runs) == sum(map(len, FINAL.values())) + 5
+    assert len(runs) == sum(map(len, FINAL.values())) + 6
     status = runs["status"].to_dict()
     assert status["vc_grid/failed"] == "failed" and status["vc_grid/partial"] == "incomplete"
+    assert status["vc_grid/pruned"] == "pruned"
     assert status["vc_grid/stale"] == status["vc_grid/live"] == "running"
     assert status["vc_grid/broken"] == "incomplete"
     assert "results.json unreadable" in runs.loc["vc_grid/broken", "reason"]
@@ -376,12 +381,13 @@ def test_report_lists_every_run_that_is_not_in_the_results(sweep_dir, grid_repor
     expected = {"vc_grid/failed": "non-finite loss at epoch 3 step 120: train/pred=nan",
                 "vc_grid/stale": "stale: no write for", "vc_grid/live": "in progress (2/3 epochs)",
                 "vc_grid/partial": "no results.json (1 epoch(s) in metrics.jsonl)",
-                "vc_grid/broken": "results.json unreadable"}
+                "vc_grid/broken": "results.json unreadable", "vc_grid/pruned": "Pruned: val/mAP=0.1000 at epoch 1"}
     for run, reason in expected.items():
         row = next(line for line in problems.splitlines() if f"`{run}`" in line)
         assert reason in row
     assert "| `vc_grid/failed` | failed | 2/3 |" in problems
-    assert "Optuna study folder" in text
+    assert "\n## Optuna study `vc`\n\nBest: trial 0\n\n![history.png](optuna/vc_grid/history.png)" in text
+    assert paths["optuna/vc_grid/history.png"].read_bytes() == b"PNG history"
     for name in ("heatmap.png", "ap_horizon.png", "curves.png", "rollout_best.gif"):
         assert f"]({name})" in text and paths[name].stat().st_size > 0
     assert "Run `vc_grid/8`" in text  # the best run: cov=100, std=10, seed 3 (0.65)

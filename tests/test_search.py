@@ -221,7 +221,7 @@ def test_two_local_workers_share_the_study_and_prune(tmp_path):
         run = results(study_dir, trial)
         assert (study_dir / trial.user_attrs["run_dir"] / "config.yaml").exists()
         if trial.state == TrialState.PRUNED:
-            assert run["status"] == "failed" and run["reason"].startswith("TrialPruned: train/vc=")
+            assert run["status"] == "pruned" and run["reason"].startswith("Pruned: train/vc=")
             assert run["epochs_completed"] == 1 and list(trial.intermediate_values) == [1]
         else:
             assert run["status"] == "done" and trial.value == run["final"]["train/vc"]

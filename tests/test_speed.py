@@ -1,8 +1,8 @@
 """The speed and memory options change nothing they claim to keep (docs/performance.md).
 
 Activation checkpointing: the same losses, gradients and BatchNorm running statistics as the plain step, in
-float64. Fast mode: the same evaluation numbers as exact mode. channels_last and torch.compile: a tiny step
-builds, runs and gives the plain step's losses.
+float64. Fast mode: the same evaluation numbers as exact mode. channels_last is left alone on CPU.
+torch.compile: a tiny step builds, runs and gives the plain step's losses.
 """
 
 import contextlib

@@ -144,9 +144,15 @@ def slurm_job() -> str | None:
 
 
 # ---------------------------------------------------------------- training with pruning
+class Pruned(optuna.TrialPruned):
+    """Stops a trial's run early; the run folder's results.json then says status "pruned"."""
+
+    run_status = "pruned"
+
+
 class PruningTracker:
     """Wraps a run's tracker: each epoch's metric goes to the trial, and TrialPruned is raised when the
-    pruner says so (the trainer then records the run as failed with reason 'TrialPruned: ...')."""
+    pruner says so (the trainer then records the run as pruned, with the reason)."""
 
     def __init__(self, trial: optuna.Trial, metric: str, inner):
         self.trial, self.metric, self.inner = trial, metric, inner
@@ -161,7 +167,7 @@ class PruningTracker:
         self.inner.log_epoch(record)
         value = self.report(record)
         if value is not None and self.trial.should_prune():
-            raise optuna.TrialPruned(f"{self.metric}={value:.4f} at epoch {record['epoch']}")
+            raise Pruned(f"{self.metric}={value:.4f} at epoch {record['epoch']}")
 
     def log_gif(self, path, epoch: int) -> None:
         self.inner.log_gif(path, epoch)
@@ -171,29 +177,19 @@ class PruningTracker:
 
 
 def train_trial(cfg: DictConfig, run_dir: Path, trial: optuna.Trial, metric: str) -> dict:
-    """jepa.train.train with the tracker wrapped in a PruningTracker; the run's log handler is removed after
-    (a worker trains many runs in one process). A retried trial first reports the epochs its run already has."""
+    """jepa.train.train with the tracker wrapped in a PruningTracker. A retried trial first reports the epochs
+    its run already has."""
     from ..run_folder import RunFolder
-    from ..tracking import make_tracker
-    from ..train import add_file_log
-    from ..trainer import Trainer
+    from ..train import train
 
-    folder = RunFolder(run_dir)
-    add_file_log(run_dir)
-    try:
-        folder.write_config(cfg)
-        trainer = Trainer(cfg, run_dir)
-        inner = make_tracker(cfg.logging, run_dir, OmegaConf.to_container(cfg, resolve=True), cfg.study)
-        trainer.tracker = PruningTracker(trial, metric, inner)
+    def pruning(inner) -> PruningTracker:
+        tracker = PruningTracker(trial, metric, inner)
         if cfg.training.resume:
-            for record in folder.read_metrics():
-                trainer.tracker.report(record)
-        return trainer.fit()
-    finally:
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if getattr(h, "baseFilename", None) == str(folder.log.resolve())]:
-            root.removeHandler(handler)
-            handler.close()
+            for record in RunFolder(run_dir).read_metrics():
+                tracker.report(record)
+        return tracker
+
+    return train(cfg, run_dir, wrap_tracker=pruning)
 
 
 # ---------------------------------------------------------------- killed workers
