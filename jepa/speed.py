@@ -178,6 +178,12 @@ def apply_speed_options(model: VideoJEPA, head: DetectionHead, decoder: PixelDec
         for module in (model, head, decoder):
             module.to(memory_format=torch.channels_last)
     if training.compile:
+        if next(model.parameters()).device.type != "cuda":
+            # Inductor's layout optimisation turns convolutions channels_last, whose oneDNN backward hung
+            # now and then on CPU (torch 2.13, about 1 tiny compiled step in 5); keep the layout as it is.
+            import torch._inductor.config as inductor_config
+
+            inductor_config.layout_optimization = False
         # The encoder and predictor hold nearly all FLOPs; compiling the small heads is not worth its time.
         model.encoder.compile()
         model.predictor.compile()
