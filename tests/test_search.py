@@ -284,8 +284,8 @@ def test_slurm_array_workers_share_the_study(slurm_cluster, tmp_path):
 def test_slurm_task_cancelled_mid_trial_is_retried_by_the_other(slurm_cluster, tmp_path):
     study_dir = tmp_path / "study"
     launcher = subprocess.Popen(
-        # 3 epochs of a few seconds each: the task must still be training when it is cancelled after epoch 1
-        [sys.executable, "-m", "jepa.search", "optuna_vc", *TINY, "training.epochs=3", "data.num_train=1024",
+        # 3 epochs of about 12 s each: the task must still be training when it is cancelled after epoch 1
+        [sys.executable, "-m", "jepa.search", "optuna_vc", *TINY, "training.epochs=3", "data.num_train=256",
          "--study-dir", str(study_dir),
          "--launcher", "slurm", "--workers", "2", "--trials", "3", "--set", "pruner.name=none",
          "--set", f"slurm.slurm_partition={slurm_cluster.partition}", "--set", "slurm.cpus_per_task=1",
