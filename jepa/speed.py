@@ -169,16 +169,17 @@ def apply_speed_options(model: VideoJEPA, head: DetectionHead, decoder: PixelDec
     """
     set_cpu_allocator(training.cpu_allocator)  # host memory is used on CUDA too (batches, checkpoints)
     model.checkpointing = training.activation_checkpointing
-    if next(model.parameters()).device.type == "cuda":
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    if on_cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution algorithms once
-    if training.channels_last and next(model.parameters()).device.type != "cuda":
+    if training.channels_last and not on_cuda:
         # No gain measured on CPU, and its oneDNN backward hung now and then in the test suite (torch 2.13).
         log.warning("training.channels_last=true is ignored on CPU (a CUDA option)")
     elif training.channels_last:
         for module in (model, head, decoder):
             module.to(memory_format=torch.channels_last)
     if training.compile:
-        if next(model.parameters()).device.type != "cuda":
+        if not on_cuda:
             # Inductor's layout optimisation turns convolutions channels_last, whose oneDNN backward hung
             # now and then on CPU (torch 2.13, about 1 tiny compiled step in 5); keep the layout as it is.
             import torch._inductor.config as inductor_config
