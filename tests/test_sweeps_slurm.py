@@ -21,7 +21,9 @@ from tests.test_sweeps import FAILING, GRID, REPO, SWEEP_TINY, by_state, compara
 pytestmark = pytest.mark.slurm
 
 SLURM = ["hydra/launcher=slurm", "+cluster=localtest"]
-SHORT = ["-m", *SWEEP_TINY, "data.num_train=192"]  # 384 sequences: a few seconds of training at least
+# Epochs of about 20 s: `scontrol requeue` sends SIGTERM, then SIGKILL after KillWait (2 s) plus slurmd's own
+# delay; with 8 s epochs (192 sequences) the epoch-end checkpoint was sometimes written before the kill
+SHORT = ["-m", *SWEEP_TINY, "data.num_train=480"]
 # A 2-minute limit with a 50 s signal delay: USR2 comes 40 to 70 s into each job (SLURM checks limits every
 # 30 s); a run of about 85 s of training (at the speed measured here) cannot finish in the first job, and
 # often does in the second
