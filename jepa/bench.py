@@ -43,6 +43,7 @@ MODES = {
     "channels_last": ["training.channels_last=true"],
     "selective": ["training.activation_checkpointing=selective"],
     "full": ["training.activation_checkpointing=full"],
+    "lean": ["training.activation_checkpointing=lean"],
     "caching": ["training.cpu_allocator=caching"],
     "system_malloc": ["training.cpu_allocator=system"],
     "fp16": ["training.precision=fp16"],

@@ -121,5 +121,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("training.cpu_allocator", t.cpu_allocator, f"one of {CPU_ALLOCATORS}")
     if t.activation_checkpointing not in POLICIES:
         raise ConfigError("training.activation_checkpointing", t.activation_checkpointing, f"one of {POLICIES}")
+    if t.activation_checkpointing == "lean" and t.compile:
+        # The lean path tags tensors and swaps what autograd saves: not something torch.compile can trace.
+        raise ConfigError(
+            "training.activation_checkpointing", "lean", "none, selective or full with training.compile=true"
+        )
     if cfg.logging.mode not in ("offline", "online", "disabled"):
         raise ConfigError("logging.mode", cfg.logging.mode, "offline, online or disabled")

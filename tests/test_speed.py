@@ -17,6 +17,7 @@ from jepa.bench import compare, measure, mode_overrides
 from jepa.errors import ConfigError
 from jepa.losses import jepa_losses, match_reference_bn_updates, training_losses
 from jepa.models import DetectionHead, PixelDecoder, VideoJEPA
+from jepa.models import lean as lean_module
 from jepa.models.checkpointing import checkpointed
 from jepa.speed import apply_speed_options, caching_allocator, keep_freed_memory, set_cpu_allocator
 
@@ -52,7 +53,7 @@ def step(modules, fast=False, dtype=torch.double):
     return {k: v.detach() for k, v in losses.items()}, grads, buffers
 
 
-@pytest.mark.parametrize("policy", ["selective", "full"])
+@pytest.mark.parametrize("policy", ["lean", "selective", "full"])
 @pytest.mark.parametrize("strides,fast", [((2, 1, 1), False), ((1, 1, 1), True)])
 def test_checkpointing_gives_the_plain_step_exactly(policy, strides, fast):
     plain = step(tiny_modules(strides), fast=fast)
@@ -66,6 +67,75 @@ def test_checkpointing_gives_the_plain_step_exactly(policy, strides, fast):
     # The recomputation runs BatchNorm in train mode again: its running statistics must move only once.
     for ours, ref in zip(checkpointed_step[2], plain[2], strict=True):
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+
+
+def saved_bytes(fn, lean: bool):
+    """(bytes of the distinct tensors autograd keeps for backward of fn(), recipes kept instead, its output)."""
+    storages, recipes = {}, []
+
+    def count(t):
+        if isinstance(t, lean_module.BatchNormReLUOutput):
+            for x, _, _ in t.terms:
+                count(x)
+            if t.residual is not None:
+                count(t.residual)
+        elif isinstance(t, lean_module.Concatenation):
+            for part in t.parts:
+                count(part)
+        else:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+
+    def pack(t):
+        if isinstance(t, lean_module.Rebuild):
+            recipes.append(t)
+        count(t)
+        return t
+
+    def tally(hook):
+        return lambda t: pack(hook(t))
+
+    with contextlib.ExitStack() as stack:
+        if lean:
+            stack.enter_context(lean_module.lean_activations())
+            real = lean_module._pack
+            stack.enter_context(torch.autograd.graph.saved_tensors_hooks(tally(real), lean_module._unpack))
+        else:
+            stack.enter_context(torch.autograd.graph.saved_tensors_hooks(tally(lambda t: t), lambda t: t))
+        out = fn()
+    return sum(storages.values()), len(recipes), out
+
+
+def test_lean_activations_keep_the_batchnorm_inputs_only():
+    """The predictor keeps under 2/3 of the activation bytes, and frees every rebuilt tensor."""
+    model = tiny_modules(strides=(1, 1, 1))[0]
+    x = torch.rand(6, 8, 32, 32, dtype=torch.double)
+    plain, plain_recipes, _ = saved_bytes(lambda: model.predictor(x), lean=False)
+    lean, recipes, out = saved_bytes(lambda: model.predictor(x), lean=True)
+    assert plain_recipes == 0 and recipes > 10
+    assert lean < 2 / 3 * plain, (lean, plain)
+    made = []
+    real_init = lean_module.BatchNormReLUOutput.__init__
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            lean_module.BatchNormReLUOutput, "__init__", lambda self, *a: (made.append(self), real_init(self, *a))[1]
+        )
+        with lean_module.lean_activations():
+            out = model.predictor(x)
+        out.square().sum().backward()
+    assert len(made) > 10
+    assert all(r.cached is None for r in made), "a rebuilt tensor outlived its node's backward"
+
+
+def test_lean_path_is_off_in_eval_and_without_gradients():
+    model = tiny_modules()[0]
+    x = torch.rand(2, 8, 16, 16, dtype=torch.double)
+    with lean_module.lean_activations():
+        with torch.no_grad():
+            assert not hasattr(model.predictor(x), lean_module._TAG)
+        model.eval()
+        assert not hasattr(model.predictor(x), lean_module._TAG)
+        model.train()
+        assert hasattr(model.encoder(x[:, :1]), lean_module._TAG)
 
 
 def test_recomputation_would_move_running_stats_twice_without_the_guard(monkeypatch):
@@ -160,6 +230,11 @@ def test_caching_allocator_reuses_freed_blocks():
 def test_bad_speed_option_is_refused(tiny_cfg, override, key):
     with pytest.raises(ConfigError, match=key):
         tiny_cfg(override)
+
+
+def test_lean_activations_with_compile_are_refused(tiny_cfg):
+    with pytest.raises(ConfigError, match="activation_checkpointing='lean'.*training.compile=true"):
+        tiny_cfg("training.activation_checkpointing=lean", "training.compile=true")
 
 
 def test_bench_measures_one_mode_and_compares(tiny_cfg):

@@ -2,6 +2,8 @@
 
 from torch import Tensor, nn
 
+from .lean import batch_norm_relu, lean_enabled
+
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
@@ -26,6 +28,24 @@ class ResidualBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
+        if lean_enabled(self):
+            out = batch_norm_relu(self.conv1(x), self.bn1)
+            if isinstance(self.shortcut, nn.Identity):
+                return batch_norm_relu(self.conv2(out), self.bn2, residual=x)
+            conv, bn = self.shortcut
+            return batch_norm_relu(self.conv2(out), self.bn2, conv(x), bn)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + self.shortcut(x))
+
+
+def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    """The stem of the encoder and the predictor: 3x3 conv (no bias) - BN - ReLU. Run it with `run_stem`."""
+    return nn.Sequential(conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def run_stem(stem: nn.Sequential, x: Tensor) -> Tensor:
+    """`stem(x)`, through the lean path when that is on (jepa.models.lean)."""
+    if lean_enabled(stem):
+        return batch_norm_relu(stem[0](x), stem[1])
+    return stem(x)

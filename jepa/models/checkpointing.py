@@ -19,7 +19,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
-POLICIES = ("none", "selective", "full")
+from .lean import lean_activations
+
+POLICIES = ("none", "lean", "selective", "full")
 
 # What "selective" keeps: the compute-bound ops. Everything else in a segment is recomputed.
 _KEPT_OPS = {torch.ops.aten.convolution.default, torch.ops.aten.mm.default, torch.ops.aten.addmm.default}
@@ -57,6 +59,12 @@ def checkpointed(fn: Callable[..., Any], policy: str, module: nn.Module) -> Call
     """
     if policy == "none":
         return fn
+    if policy == "lean":
+        def run_lean(*inputs: Tensor) -> Any:
+            with lean_activations():
+                return fn(*inputs)
+
+        return run_lean
     if policy not in POLICIES:
         raise ValueError(f"activation checkpointing policy {policy!r}: one of {POLICIES}")
 

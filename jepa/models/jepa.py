@@ -22,6 +22,7 @@ CONTEXT = 2  # the predictor sees the states at t-1 and t
 # predictor call keeps only its input and is recomputed one U-Net stage at a time (ResUNet.forward).
 PART_POLICIES = {
     "none": {},
+    "lean": {"encoder": "lean", "predictor": "lean", "projector": "full"},
     "selective": {"encoder": "selective", "predictor": "selective", "projector": "full"},
     "full": {"encoder": "full", "predictor": "full", "projector": "full"},
 }

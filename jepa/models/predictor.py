@@ -1,9 +1,9 @@
 """ResUNet: predicts the next state from the two previous ones (SPEC §2)."""
 
-import torch
 from torch import Tensor, nn
 
-from .blocks import ResidualBlock, conv3x3
+from . import lean
+from .blocks import ResidualBlock, conv_bn_relu, run_stem
 from .checkpointing import checkpointed
 
 
@@ -16,7 +16,7 @@ class ResUNet(nn.Module):
     def __init__(self, cin: int, hidden: int, cout: int):
         super().__init__()
         h = hidden
-        self.stem = nn.Sequential(conv3x3(cin, h), nn.BatchNorm2d(h), nn.ReLU(inplace=True))
+        self.stem = conv_bn_relu(cin, h)
         self.down = nn.ModuleList(
             [
                 ResidualBlock(h, h, 1),
@@ -38,11 +38,11 @@ class ResUNet(nn.Module):
         time instead of the whole U-Net's when that call is recomputed)."""
         stage = (lambda fn, module: checkpointed(fn, "full", module)) if checkpoint_stages else (lambda fn, _: fn)
         skips = []
-        x = stage(self.stem, self.stem)(x)
+        x = stage(lambda x: run_stem(self.stem, x), self.stem)(x)
         for block in self.down:
             x = stage(block, block)(x)
             skips.append(x)
         x = skips.pop()
         for up, merge in zip(self.up, self.merge):
-            x = stage(lambda x, skip, up=up, merge=merge: merge(torch.cat([up(x), skip], dim=1)), merge)(x, skips.pop())
+            x = stage(lambda x, skip, up=up, merge=merge: merge(lean.cat([up(x), skip], dim=1)), merge)(x, skips.pop())
         return self.head(x)
