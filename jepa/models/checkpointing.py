@@ -5,15 +5,17 @@ Recomputing a segment in backward runs its BatchNorms again in train mode: the s
 them back after each recomputation, so losses, gradients and running statistics equal those of the plain
 step exactly (tests/test_speed.py).
 
-Two policies (docs/performance.md has the measurements):
+Policies (docs/performance.md has the measurements):
+- "lean": not checkpointing proper; autograd keeps BatchNorm inputs and rebuilds BatchNorm-ReLU outputs
+  and U-Net concatenations from them when backward needs them (models/lean.py). Full speed.
 - "selective": keep the outputs of convolutions and matmuls, recompute BatchNorm, ReLU, additions and
   concatenations (memory-bound, a few per cent of the step) in backward. About 40% less activation memory.
 - "full": keep only the segment's input and recompute the whole segment (one more forward of it).
 """
 
 from collections.abc import Callable
-from typing import Any
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
 import torch
 from torch import Tensor, nn

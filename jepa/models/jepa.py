@@ -18,7 +18,7 @@ CONTEXT = 2  # the predictor sees the states at t-1 and t
 
 # Activation checkpointing of each part for each policy of `VideoJEPA.checkpointing`. "projector" covers
 # every projector pass together with the loss terms it feeds (jepa.losses): cheap to recompute (about 1%
-# of a step) and 4x wider than the states, so both policies keep only their inputs. Under "full" each
+# of a step) and 4x wider than the states, so every policy keeps only their inputs. Under "full" each
 # predictor call keeps only its input and is recomputed one U-Net stage at a time (ResUNet.forward).
 PART_POLICIES = {
     "none": {},
