@@ -1,8 +1,6 @@
 """The MLP projector applied to every spatial vector before the losses (SPEC §2)."""
 
-from torch import Tensor, nn
-
-from .lean import batch_norm_relu, lean_enabled
+from torch import nn
 
 
 class Projector(nn.Sequential):
@@ -15,9 +13,3 @@ class Projector(nn.Sequential):
             nn.ReLU(inplace=True),
             nn.Linear(4 * dstc, 4 * dstc, bias=False),
         )
-
-    def forward(self, x: Tensor) -> Tensor:
-        if lean_enabled(self):
-            linear1, bn, _, linear2 = self
-            return linear2(batch_norm_relu(linear1(x), bn))
-        return super().forward(x)
