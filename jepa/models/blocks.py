@@ -1,4 +1,4 @@
-"""The residual block shared by the encoder and the predictor (SPEC §2)."""
+"""The building blocks shared by the encoder and the predictor (SPEC §2): the residual block and the stem."""
 
 from torch import Tensor, nn
 
@@ -39,13 +39,14 @@ class ResidualBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    """The stem of the encoder and the predictor: 3x3 conv (no bias) - BN - ReLU. Run it with `run_stem`."""
-    return nn.Sequential(conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+class ConvBNReLU(nn.Sequential):
+    """The stem of the encoder and the predictor: 3x3 conv (no bias) - BN - ReLU."""
 
+    def __init__(self, cin: int, cout: int):
+        super().__init__(conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
-def run_stem(stem: nn.Sequential, x: Tensor) -> Tensor:
-    """`stem(x)`, through the lean path when that is on (jepa.models.lean)."""
-    if lean_enabled(stem):
-        return batch_norm_relu(stem[0](x), stem[1])
-    return stem(x)
+    def forward(self, x: Tensor) -> Tensor:
+        if lean_enabled(self):
+            conv, bn, _ = self
+            return batch_norm_relu(conv(x), bn)
+        return super().forward(x)

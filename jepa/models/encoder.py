@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .blocks import ResidualBlock, conv_bn_relu, run_stem
+from .blocks import ConvBNReLU, ResidualBlock
 
 
 class ResNet5(nn.Module):
@@ -17,7 +17,7 @@ class ResNet5(nn.Module):
     def __init__(self, dobs: int, henc: int, dstc: int, strides: Sequence[int] = (1, 1, 1)):
         super().__init__()
         s1, s2, s3 = strides
-        self.stem = conv_bn_relu(dobs, henc)
+        self.stem = ConvBNReLU(dobs, henc)
         self.blocks = nn.Sequential(
             ResidualBlock(henc, henc, s1),
             ResidualBlock(henc, 2 * henc, s2),
@@ -25,4 +25,4 @@ class ResNet5(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.blocks(run_stem(self.stem, x))
+        return self.blocks(self.stem(x))

@@ -128,10 +128,10 @@ class _BatchNormReLU(torch.autograd.Function):
         for bn, (x, weight, bias) in zip(norms, zip(*[iter(tensors)] * 3)):
             y, mean, invstd = _batch_norm_train(x, bn)
             out = y if out is None else out.add_(y)
-            shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+            x, shape = x.detach(), [1, x.shape[1]] + [1] * (x.dim() - 2)
             scale = weight * invstd
-            terms.append((x.detach(), scale.view(shape), (bias - mean * scale).view(shape)))
-            stats.append((x.detach(), weight, mean, invstd, bn.eps))
+            terms.append((x, scale.view(shape), (bias - mean * scale).view(shape)))
+            stats.append((x, weight, mean, invstd, bn.eps))
         if residual is not None:
             out.add_(residual)
         out.relu_()

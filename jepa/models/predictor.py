@@ -3,7 +3,7 @@
 from torch import Tensor, nn
 
 from . import lean
-from .blocks import ResidualBlock, conv_bn_relu, run_stem
+from .blocks import ConvBNReLU, ResidualBlock
 from .checkpointing import checkpointed
 
 
@@ -16,7 +16,7 @@ class ResUNet(nn.Module):
     def __init__(self, cin: int, hidden: int, cout: int):
         super().__init__()
         h = hidden
-        self.stem = conv_bn_relu(cin, h)
+        self.stem = ConvBNReLU(cin, h)
         self.down = nn.ModuleList(
             [
                 ResidualBlock(h, h, 1),
@@ -38,7 +38,7 @@ class ResUNet(nn.Module):
         time instead of the whole U-Net's when that call is recomputed)."""
         stage = (lambda fn, module: checkpointed(fn, "full", module)) if checkpoint_stages else (lambda fn, _: fn)
         skips = []
-        x = stage(lambda x: run_stem(self.stem, x), self.stem)(x)
+        x = stage(self.stem, self.stem)(x)
         for block in self.down:
             x = stage(block, block)(x)
             skips.append(x)
