@@ -1,7 +1,7 @@
 """Configurations (seeds grouped) and the one value of each run that counts.
 
-A configuration is the set of config values that vary across the loaded runs, leaving out `seed` and keys
-that say where or how a run executed rather than what it computes (paths, logging, device, workers).
+A configuration is the set of config values that vary across the loaded runs, among the keys that identify
+a configuration (jepa.config.identity: not the seed, paths, logging, device, workers, checkpoint cadence).
 """
 
 from __future__ import annotations
@@ -13,15 +13,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import Sweep
+from jepa.config.identity import identifies
 
-# Keys that never split seeds of one configuration: the seed itself, where files live, logging, and
-# execution details that leave the numbers unchanged. Extend per call with `ignore=`.
-IGNORED_KEYS = re.compile(
-    r"^(seed|hydra\..*|logging\..*|wandb\..*"
-    r"|training\.(device|progress|threads|resume|checkpoint_minutes|gif_every)"
-    r"|data\.(num_workers|download))$"
-    r"|(^|[._])(dir|path|root|file|output)s?$"  # run_dir, data.root, digits_path, ...
-)
 # Metrics where smaller is better; everything else (AP, mAP, throughput) is larger-is-better.
 LOWER_IS_BETTER = re.compile(r"loss|mse|bce|/vc$|/pred$|/std$|/cov$|^time/(?!seq_per_s)")
 SELECTIONS = ("final", "best")
@@ -33,7 +26,8 @@ def infer_goal(metric: str) -> str:
 
 
 def is_ignored(key: str, ignore=()) -> bool:
-    return bool(IGNORED_KEYS.search(key)) or key in ignore
+    """Keys that never split seeds of one configuration (jepa.config.identity), plus `ignore`."""
+    return not identifies(key) or key in ignore
 
 
 def varying_keys(runs: pd.DataFrame, config_keys, ignore=()) -> list[str]:

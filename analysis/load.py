@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +21,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-try:  # orjson parses metrics.jsonl ~3x faster; the standard library is the fallback (and reads NaN literals)
-    from orjson import loads as _fast_loads
-except ImportError:
-    _fast_loads = json.loads
+from jepa.runs import find_run_folders, read_metrics
+from jepa.runs.folder import CONFIG, METRICS, RESULTS
+from jepa.runs.status import DONE, FAILED, PRUNED, RUNNING
 
-# Never searched: a run's own sub-folders (large, and .hydra holds a config.yaml of its own), and an Optuna
-# study folder (its summary goes into the report, see find_optuna_studies).
-SKIP_DIRS = {".hydra", "wandb", "checkpoints", "optuna", "__pycache__", ".git"}
-METRICS, RESULTS, CONFIG = "metrics.jsonl", "results.json", "config.yaml"
 # Files whose modification time says a run is still alive.
 ACTIVITY_FILES = (RESULTS, METRICS, "train.log", "checkpoints/last.pt")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where PyYAML has it: faster
@@ -47,25 +41,12 @@ class Sweep:
 
 
 def find_run_dirs(folder: Path, skip: set[Path] = frozenset()) -> list[Path]:
-    """Run folders at or under `folder`, sorted; does not descend into a run folder or into `skip`."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        names = set(files)
-        if CONFIG in names and (METRICS in names or RESULTS in names):
-            found.append(Path(root))
-            dirs.clear()
-            continue
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and Path(root, d).resolve() not in skip]
-    return sorted(found, key=_natural_order)
-
-
-def _natural_order(path: Path) -> list:
-    """run_2 before run_10: digit runs compare as numbers (re.split keeps text and numbers alternating)."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+    """Run folders at or under `folder` (jepa.runs.find_run_folders); `skip`: folders not to search."""
+    return find_run_folders([folder], skip)
 
 
 def find_optuna_studies(folders: list[Path]) -> list[Path]:
-    """`optuna/` folders directly inside the sweep folders (jepa.search writes summary.md and plots there)."""
+    """`optuna/` folders directly inside the sweep folders (jepa.studies.search writes summary.md and plots there)."""
     return [f / "optuna" for f in folders if (f / "optuna").is_dir()]
 
 
@@ -92,28 +73,6 @@ def _normalise(value):
     return str(value)
 
 
-def _read_metrics(path: Path) -> tuple[list[dict], int]:
-    """The JSON records of metrics.jsonl and how many lines could not be parsed (a line being written)."""
-    records, bad = [], 0
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                record = _fast_loads(line)
-            except ValueError:
-                try:
-                    record = json.loads(line)  # NaN / Infinity literals
-                except ValueError:
-                    bad += 1
-                    continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad += 1
-    return records, bad
-
-
 def _newest_write(path: Path) -> float:
     times = [p.stat().st_mtime for p in (path / name for name in ACTIVITY_FILES) if p.exists()]
     return max(times, default=(path / CONFIG).stat().st_mtime)
@@ -132,7 +91,8 @@ def read_run(path: Path, stale_hours: float = 1.0, now: float | None = None) -> 
         return meta | {"status": "invalid", "reason": f"config.yaml unreadable: {err}"}, []
 
     problems = []
-    records, bad = _read_metrics(path / METRICS) if (path / METRICS).exists() else ([], 0)
+    metrics = read_metrics(path / METRICS)
+    records, bad = metrics.records, metrics.bad_lines
     if bad:
         problems.append(f"{bad} unparsable line(s) in metrics.jsonl")
     results = None
@@ -169,13 +129,13 @@ def _status(results: dict | None, meta: dict, stale_hours: float) -> dict:
     if results is None:
         return {"status": "incomplete", "reason": f"no results.json ({meta['n_records']} epoch(s) in metrics.jsonl)"}
     status = results.get("status")
-    if status == "done":
-        return {"status": "done", "reason": results.get("reason")}
-    if status == "failed":
-        return {"status": "failed", "reason": results.get("reason") or "failed, no reason given"}
-    if status == "pruned":  # an Optuna trial stopped early by its pruner
-        return {"status": "pruned", "reason": results.get("reason") or "pruned"}
-    if status == "running":
+    if status == DONE:
+        return {"status": DONE, "reason": results.get("reason")}
+    if status == FAILED:
+        return {"status": FAILED, "reason": results.get("reason") or "failed, no reason given"}
+    if status == PRUNED:  # an Optuna trial stopped early by its pruner
+        return {"status": PRUNED, "reason": results.get("reason") or "pruned"}
+    if status == RUNNING:
         progress = f"{progress_text(meta['epochs_completed'], meta['epochs'])} epochs"
         if meta["age_h"] > stale_hours:
             return {"status": "running", "reason": f"stale: no write for {meta['age_h']:.1f} h, the job probably "

@@ -68,7 +68,7 @@ def build_report(folders, out=None, rows: str = "loss.cov_coeff", cols: str = "l
 
 
 def _copy_optuna_studies(studies: list[Path], out: Path, paths: dict[str, Path]) -> list[str]:
-    """Each Optuna study's summary (jepa.search: best parameters, trial table, plots) as report sections.
+    """Each Optuna study's summary (jepa.studies.search: best parameters, trial table, plots) as report sections.
 
     Its plots are copied to out/optuna_<study>/ and its headings demoted under the report's own."""
     shutil.rmtree(out / "optuna", ignore_errors=True)

@@ -1,108 +1,28 @@
-"""The Hydra app: `python -m jepa.train [experiment=quick] [key=value ...]`.
+"""The Hydra app: `python -m jepa.train [experiment=quick] [key=value ...]` (or `jepa-train`).
 
-Composes the config, refuses bad values before any work, trains in the run folder (Hydra's output
-folder) and returns the final validation mAP, which sweepers maximise.
+Composes the config from the packaged conf/ (jepa.config.resources), refuses bad values before any work,
+trains in the run folder (Hydra's output folder) and returns the final validation mAP, which sweepers
+maximise. The training itself is jepa.training.
 """
 
 import logging
 import sys
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from .config import validate
-from .errors import ConfigError
-from .naming import register_resolvers
+from .config import ConfigError
+from .config.identity import register_resolvers
+from .config.resources import conf_dir
+from .training import train
 
 log = logging.getLogger("jepa")
 register_resolvers()
 
 
-@contextmanager
-def file_log(run_dir: Path):
-    """Log to run_dir/train.log while the block runs, unless a handler (Hydra's) already does.
-
-    The handler is removed after: a process that trains several runs (the local launcher, an Optuna
-    worker) must not write one run's log into another's folder.
-    """
-    path = (run_dir / "train.log").resolve()
-    root = logging.getLogger()
-    if any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
-        yield
-        return
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()
-
-
-def is_done(results: dict | None, epochs: int) -> bool:
-    """results.json of a run that has trained all `epochs`: starting it again would do nothing."""
-    return bool(results) and results["status"] == "done" and results["epochs_completed"] >= epochs
-
-
-class _Stop:
-    """What request_stop needs: a request can come before this process's Trainer exists."""
-
-    requested = False
-    trainer = None
-
-
-def request_stop(*_signal) -> None:
-    """Make the run training in this process checkpoint at its next step and raise StopRequested.
-
-    A signal handler (it only sets flags): the SLURM launcher installs it for the time-limit signal.
-    """
-    _Stop.requested = True
-    if _Stop.trainer is not None:
-        _Stop.trainer.request_stop()
-
-
-def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], Any] | None = None) -> dict:
-    """Validate cfg, train in run_dir, return results.json's content. Raises ConfigError on bad input.
-
-    wrap_tracker: given the run's tracker (jepa.tracking), returns the one the trainer calls instead; the
-    Optuna worker wraps it to report each epoch's metric to its trial and prune.
-    """
-    from .run_folder import RunFolder
-    from .tracking import make_tracker
-    from .trainer import Trainer
-
-    validate(cfg)
-    run_dir = Path(run_dir)
-    folder = RunFolder(run_dir)
-    previous = folder.read_results()
-    if is_done(previous, cfg.training.epochs):
-        log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"]["val/mAP"])
-        return previous
-    with file_log(run_dir):
-        folder.write_config(cfg)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        trainer = Trainer(cfg, run_dir)
-        trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
-        if wrap_tracker is not None:
-            trainer.tracker = wrap_tracker(trainer.tracker)
-        _Stop.trainer = trainer
-        if _Stop.requested:
-            trainer.request_stop()
-        try:
-            return trainer.fit()
-        finally:
-            _Stop.trainer = None
-
-
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from jepa.config import validate
-from jepa.errors import ConfigError
-from jepa.train import train
+from jepa.config import ConfigError, validate
+from jepa.training import train
 
 BAD = [
     ("model.steps=0", "model.steps", "1 .. frames-2"),

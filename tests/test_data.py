@@ -16,11 +16,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from jepa.config import ConfigError
 from jepa.data import build_datasets, canonical, make_loader, validate_data_cfg
 from jepa.data.digits import load_digits, split_digits
 from jepa.data.generator import MovingMNIST, bounce, exact_labels, ink_centres
 from jepa.data.labels import contour_labels
-from jepa.errors import ConfigError
 
 CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "data")
 
@@ -51,7 +51,7 @@ def test_items_are_a_function_of_seed_split_and_index():
     a = MovingMNIST(square_digits(), 50, seed=7)
     b = pickle.loads(pickle.dumps(MovingMNIST(square_digits(), 50, seed=7)))  # as a worker process sees it
     for i in (0, 3, 49):
-        assert all(torch.equal(x, y) for x, y in zip(a[i], b[i]))
+        assert all(torch.equal(x, y) for x, y in zip(a[i], b[i], strict=True))
     assert not torch.equal(a[0][0], a[1][0])
     assert not torch.equal(a[0][0], MovingMNIST(square_digits(), 50, seed=8)[0][0])
     assert not torch.equal(a[0][0], MovingMNIST(square_digits(), 50, seed=7, split="val")[0][0])
@@ -83,7 +83,7 @@ def test_digits_combine_with_pixelwise_max():
     ds = MovingMNIST(digits, 1, num_digits=2)
     video, corners, ids = ds.sequence(0)
     canvas = np.zeros((64, 64), np.float32)
-    for d, (x, y) in zip(ids, corners[0]):
+    for d, (x, y) in zip(ids, corners[0], strict=True):
         canvas[y:y + 28, x:x + 28] = np.maximum(canvas[y:y + 28, x:x + 28], digits[d] / 255)
     np.testing.assert_allclose(video[0], canvas, atol=1e-7)
 
@@ -340,7 +340,7 @@ def test_loader_resumes_mid_epoch_with_exactly_the_remaining_batches():
     for k in (0, 2, 5):
         resumed = batches(make_loader(ds, 4, shuffle=True, seed=3, epoch=2, start_batch=k))
         assert len(resumed) == 5 - k
-        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[k:], resumed))
+        assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(full[k:], resumed, strict=True))
     with pytest.raises(ValueError):
         make_loader(ds, 4, shuffle=True, start_batch=6)
 
@@ -362,4 +362,5 @@ def test_worker_processes_see_the_same_batches(tmp_path):
     train, _ = build_datasets(canonical_cfg(tmp_path), seed=0)
     one = batches(make_loader(train, 4, shuffle=True, seed=5, epoch=1, num_workers=0))
     two = batches(make_loader(train, 4, shuffle=True, seed=5, epoch=1, num_workers=2))
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, two)) and len(one) == 4
+    assert len(one) == 4
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, two, strict=True))

@@ -59,7 +59,7 @@ def test_single_encode_step_equals_literal_reference(strides, steps):
         ref_bufs = [v for k, v in ref.state_dict().items() if "running" in k]
         our_bufs = [v for k, v in our.state_dict().items() if "running" in k]
         assert len(ref_bufs) == len(our_bufs) > 0
-        for rb, ob in zip(ref_bufs, our_bufs):
+        for rb, ob in zip(ref_bufs, our_bufs, strict=True):
             torch.testing.assert_close(ob, rb, rtol=1e-10, atol=1e-12)
 
 

@@ -1,4 +1,4 @@
-"""Optuna search (jepa.search): a bad space is refused up front; parallel workers share one journal; pruning;
+"""Optuna search (jepa.studies.search): a bad space is refused up front; parallel workers share one journal; pruning;
 a killed worker's trial is retried in its run folder; a relaunch continues the count; the same on SLURM."""
 
 import json
@@ -13,12 +13,13 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from jepa.errors import ConfigError
-from jepa.search.__main__ import main
-from jepa.search.launch import prepare_study
-from jepa.search.spec import SWEEPS_DIR, load_sweep, override
-from jepa.search.summary import write_summary
-from jepa.search.worker import HEARTBEATS, PruningTracker, is_stale, open_study, retry_stale_trials, run_worker
+from jepa.config import ConfigError
+from jepa.config.resources import sweeps_dir
+from jepa.studies.search.__main__ import main
+from jepa.studies.search.launch import prepare_study
+from jepa.studies.search.spec import load_sweep, override
+from jepa.studies.search.summary import write_summary
+from jepa.studies.search.worker import HEARTBEATS, PruningTracker, is_stale, open_study, retry_stale_trials, run_worker
 from tests.conftest import TINY
 
 LOW = {"loss.cov_coeff": 1.0, "loss.std_coeff": 0.1}  # small VC loss
@@ -27,7 +28,7 @@ HIGH = {"loss.cov_coeff": 1000.0, "loss.std_coeff": 100.0}  # a VC loss orders o
 
 def sweep_file(tmp_path, space=None, **changes):
     """A copy of sweeps/optuna_vc.yaml with top-level keys (and space entries) changed."""
-    sweep = OmegaConf.load(SWEEPS_DIR / "optuna_vc.yaml")
+    sweep = OmegaConf.load(sweeps_dir() / "optuna_vc.yaml")
     sweep.merge_with(changes)
     for name, param in (space or {}).items():
         sweep.space[name] = param
@@ -237,7 +238,7 @@ def test_killed_worker_trial_is_retried_in_its_folder_and_relaunch_continues_the
     overrides = [*TINY, "training.epochs=3", "training.threads=1"]  # one worker would take both busy cores
     spec = load_sweep("optuna_vc", overrides, study_dir=str(study_dir), n_trials=1)
     prepare_study(spec)
-    worker = subprocess.Popen([sys.executable, "-m", "jepa.search.worker", str(study_dir), "0", "1"],
+    worker = subprocess.Popen([sys.executable, "-m", "jepa.studies.search.worker", str(study_dir), "0", "1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = study_dir / "trial_0000" / "metrics.jsonl"
     deadline = time.monotonic() + 120
@@ -285,7 +286,7 @@ def test_slurm_task_cancelled_mid_trial_is_retried_by_the_other(slurm_cluster, t
     study_dir = tmp_path / "study"
     launcher = subprocess.Popen(
         # 3 epochs of about 12 s each: the task must still be training when it is cancelled after epoch 1
-        [sys.executable, "-m", "jepa.search", "optuna_vc", *TINY, "training.epochs=3", "data.num_train=256",
+        [sys.executable, "-m", "jepa.studies.search", "optuna_vc", *TINY, "training.epochs=3", "data.num_train=256",
          "--study-dir", str(study_dir),
          "--launcher", "slurm", "--workers", "2", "--trials", "3", "--set", "pruner.name=none",
          "--set", f"slurm.slurm_partition={slurm_cluster.partition}", "--set", "slurm.cpus_per_task=1",

@@ -3,7 +3,7 @@
 Activation checkpointing: the same losses, gradients and BatchNorm running statistics as the plain step, in
 float64. Fast mode: the same evaluation numbers as exact mode. channels_last is left alone on CPU.
 torch.compile: applied to the encoder and predictor, without Inductor's channels_last layout on CPU. Its
-numbers are checked by `python -m jepa.bench --modes exact+compile` (losses against the reference); a
+numbers are checked by `python -m jepa.performance.bench --modes exact+compile` (losses against the reference); a
 compiled step is not run here, as its CPU backward hung in about 1 run in 5 before the layout was kept.
 """
 
@@ -13,13 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from jepa.bench import compare, measure, mode_overrides
-from jepa.errors import ConfigError
+from jepa.config import ConfigError
 from jepa.losses import jepa_losses, match_reference_bn_updates, training_losses
 from jepa.models import DetectionHead, PixelDecoder, VideoJEPA
 from jepa.models import lean as lean_module
-from jepa.models.checkpointing import checkpointed
-from jepa.speed import apply_speed_options, caching_allocator, keep_freed_memory, set_cpu_allocator
+from jepa.models.activation_checkpointing import checkpointed
+from jepa.performance import apply_speed_options
+from jepa.performance.bench import compare, measure, mode_overrides
+from jepa.performance.cpu_allocator import caching_allocator, keep_freed_memory, set_cpu_allocator
 
 STEPS, STD, COV = 3, 10.0, 100.0
 
@@ -128,14 +129,14 @@ def test_lean_path_is_off_in_eval_and_without_gradients():
 
 def test_recomputation_would_move_running_stats_twice_without_the_guard(monkeypatch):
     """The guard in checkpointing.py is what keeps the statistics: without it they move again."""
-    import jepa.models.checkpointing as ckpt
+    import jepa.models.activation_checkpointing as ckpt
 
     plain = step(tiny_modules())[2]
     modules = tiny_modules()
     modules[0].checkpointing = "full"
     monkeypatch.setattr(ckpt, "frozen_running_stats", lambda module: contextlib.nullcontext())
     unguarded = step(modules)[2]
-    assert any(not torch.equal(a, b) for a, b in zip(unguarded, plain))
+    assert any(not torch.equal(a, b) for a, b in zip(unguarded, plain, strict=True))
 
 
 def test_checkpointed_function_is_the_module_without_autograd():

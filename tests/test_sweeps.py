@@ -1,4 +1,4 @@
-"""Study launchers (hydra_plugins/jepa_launchers) and `python -m jepa.sweep status`, on this machine.
+"""Study launchers (hydra_plugins/jepa_launchers) and `python -m jepa.studies status`, on this machine.
 
 A bad run refuses the whole sweep before anything runs; run folders are named by every swept key and the seed;
 the manifest lists the runs; a relaunch skips finished runs; a failing run leaves the others done and is
@@ -18,7 +18,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from hydra_plugins.jepa_launchers import SlurmLauncher
-from jepa.sweep import RunState, counts, format_table, read_manifest, run_state, sweep_states, update_manifest
+from jepa.studies.manifest import read_manifest, update_manifest
+from jepa.studies.status import RunState, counts, format_table, run_state, sweep_states
 from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def test_table_and_counts():
     assert table[0].split() == ["STATE", "EPOCHS", "VAL/MAP", "RESUMED", "JOB", "RUN"]
     assert table[1].split() == ["done", "2/2", "0.2500", "1", "7_0", "a=1,seed=1"]
     assert table[3].strip() == "NonFiniteLoss: nan"
-    assert counts(states) == {"pending": 0, "running": 0, "done": 1, "failed": 1, "requeued": 1}
+    assert counts(states) == {"pending": 0, "running": 0, "done": 1, "pruned": 0, "failed": 1, "requeued": 1}
 
 
 def test_manifest_updates_merge(tmp_path):
@@ -178,13 +179,13 @@ def test_failing_run_leaves_the_rest_done_and_is_reported(tmp_path):
     assert [keys(n)["optim.lr"] for n in states["done"]] == ["0.001"]
     assert [keys(n)["optim.lr"] for n in states["failed"]] == ["1e+30"]
 
-    status = subprocess.run([sys.executable, "-m", "jepa.sweep", "status", str(sweep)],
+    status = subprocess.run([sys.executable, "-m", "jepa.studies", "status", str(sweep)],
                             capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()
     assert status[0] == f"{sweep}: 2 runs: 1 done, 1 failed"
     assert status[1].split() == ["STATE", "EPOCHS", "VAL/MAP", "RESUMED", "JOB", "RUN"]
     failed = next(i for i, line in enumerate(status) if line.startswith("failed"))
     assert status[failed + 1].strip().startswith("NonFiniteLoss: non-finite loss at epoch 1")
-    as_json = json.loads(subprocess.run([sys.executable, "-m", "jepa.sweep", "status", str(sweep), "--json"],
+    as_json = json.loads(subprocess.run([sys.executable, "-m", "jepa.studies", "status", str(sweep), "--json"],
                                         capture_output=True, text=True, check=True, cwd=REPO).stdout)
     assert as_json["counts"]["done"] == 1 and as_json["counts"]["failed"] == 1
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from jepa.sweep import read_manifest, sweep_states
+from jepa.studies.manifest import read_manifest
+from jepa.studies.status import sweep_states
 from tests.test_sweeps import FAILING, GRID, REPO, SWEEP_TINY, by_state, comparable, keys, results, run_sweep
 
 pytestmark = pytest.mark.slurm
@@ -161,7 +162,7 @@ def test_scontrol_requeue_resumes_from_the_periodic_checkpoint(slurm_cluster, tm
     report(capsys, "scontrol requeue test, from the requeue to done", time.monotonic() - start)
 
     assert state.state == "done", state
-    status = subprocess.run([sys.executable, "-m", "jepa.sweep", "status", str(sweep), "--json"],
+    status = subprocess.run([sys.executable, "-m", "jepa.studies", "status", str(sweep), "--json"],
                             capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert json.loads(status)["counts"]["done"] == 1
     resumed = [line for line in (run / "train.log").read_text().splitlines() if "resumed from" in line]

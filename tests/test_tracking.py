@@ -21,9 +21,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
 
-from jepa import wandb_sync
-from jepa.errors import ConfigError
-from jepa.tracking import NullTracker, RunIdentity, WandbTracker, make_tracker, read_metrics, run_identity
+from jepa.config import ConfigError
+from jepa.tracking import replay as wandb_sync
+from jepa.tracking.wandb_run import NullTracker, RunIdentity, WandbTracker, make_tracker, read_metrics, run_identity
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = ["experiment=quick", "model.steps=2", "seed=7", "hydra/launcher=submitit_slurm",
@@ -159,7 +159,7 @@ def test_offline_run_logs_config_history_gif_and_identity(tmp_path, config):
     assert run.run.run_group == "lr_sweep"
     assert set(run.run.tags) == {"seed=7", "study=lr_sweep"}
     assert run.steps == [1, 2]
-    for row, epoch in zip(run.history, (1, 2)):
+    for row, epoch in zip(run.history, (1, 2), strict=True):
         expected = {k: v for k, v in record(epoch).items() if v is not None}
         assert {k: row[k] for k in expected} == expected
         assert "val/dec_mse" not in row

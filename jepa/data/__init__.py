@@ -5,12 +5,12 @@ Every item is (video float32 [1, T, H, W] in [0, 1], labels float32 [T, 8, 8] in
 """
 import math
 
+from jepa.config.errors import ConfigError
 from jepa.data import canonical
 from jepa.data.canonical import CanonicalMovingMNIST
 from jepa.data.digits import DIGIT_SIZE, DIGIT_SOURCES, load_digits, split_digits
 from jepa.data.generator import LABEL_KINDS, MovingMNIST
 from jepa.data.loader import make_loader
-from jepa.errors import ConfigError
 
 __all__ = ["CanonicalMovingMNIST", "MovingMNIST", "build_datasets", "make_loader", "validate_data_cfg"]
 SOURCES = ("canonical", "generated")

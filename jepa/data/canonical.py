@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from jepa.config.errors import ConfigError
 from jepa.data.download import fetch
 from jepa.data.labels import GRID, contour_labels
-from jepa.errors import ConfigError
 
 log = logging.getLogger(__name__)
 FILE_NAME = "mnist_test_seq.npy"

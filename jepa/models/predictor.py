@@ -3,8 +3,8 @@
 from torch import Tensor, nn
 
 from . import lean
+from .activation_checkpointing import checkpointed
 from .blocks import ConvBNReLU, ResidualBlock
-from .checkpointing import checkpointed
 
 
 class ResUNet(nn.Module):
@@ -43,6 +43,6 @@ class ResUNet(nn.Module):
             x = stage(block, block)(x)
             skips.append(x)
         x = skips.pop()
-        for up, merge in zip(self.up, self.merge):
+        for up, merge in zip(self.up, self.merge, strict=True):
             x = stage(lambda x, skip, up=up, merge=merge: merge(lean.cat([up(x), skip], dim=1)), merge)(x, skips.pop())
         return self.head(x)

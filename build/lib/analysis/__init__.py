@@ -1,0 +1,10 @@
+"""Offline analysis of sweeps: run folders -> frames -> tables, figures and a report.
+
+Modules: `load` (run folders -> frames), `group` (configurations, the value of a run), `tables` (pivot and its
+Markdown/CSV/LaTeX), `plots` (figures), `report` (`build_report`), `cli` (`python -m analysis`), `bench`.
+"""
+
+from analysis.load import Sweep, load_runs
+from analysis.report import build_report
+
+__all__ = ["Sweep", "build_report", "load_runs"]

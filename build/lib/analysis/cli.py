@@ -1,0 +1,43 @@
+"""`python -m analysis SWEEP [SWEEP ...]`: build the report of one or more sweep folders."""
+
+from __future__ import annotations
+
+import argparse
+
+import matplotlib
+
+from analysis.group import SELECTIONS
+from analysis.report import build_report
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Turn finished run folders (searched recursively) into tables, figures and report.md.")
+    parser.add_argument("folders", nargs="+", help="sweep folders (or single run folders); several combine")
+    parser.add_argument("--out", help="report folder (default: <first folder>/report)")
+    parser.add_argument("--rows", default="loss.cov_coeff", help="config key of the table rows")
+    parser.add_argument("--cols", default="loss.std_coeff", help="config key of the table columns")
+    parser.add_argument("--metric", default="val/mAP", help="metrics.jsonl key in the cells")
+    parser.add_argument("--select", choices=SELECTIONS, default="final",
+                        help="which epoch of a run counts: the final one or its best for --metric")
+    parser.add_argument("--goal", choices=("max", "min"),
+                        help="whether larger or smaller --metric is better (default: min for losses, else max)")
+    parser.add_argument("--hue", default="model.steps", help="config key with one line per value in the AP plot")
+    parser.add_argument("--full", action="store_true", help="also plot AP over the whole validation set")
+    parser.add_argument("--stale-hours", type=float, default=1.0,
+                        help="a 'running' run without a write for longer is reported as stale")
+    parser.add_argument("--ignore", action="append", default=[], metavar="KEY",
+                        help="config key that does not split configurations (repeatable)")
+    parser.add_argument("--digits", type=int, default=3, help="decimals in the tables")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    matplotlib.use("Agg")  # the figures are built without pyplot; this only guards other imports
+    args = parse_args(argv)
+    paths = build_report(args.folders, out=args.out, rows=args.rows, cols=args.cols, metric=args.metric,
+                         select=args.select, goal=args.goal, hue=args.hue, full=args.full,
+                         stale_hours=args.stale_hours, ignore=tuple(args.ignore), digits=args.digits)
+    print(f"wrote {len(paths)} files; report: {paths['report']}")
+    return 0

@@ -1,0 +1,169 @@
+"""Figures of a sweep. Each function returns a matplotlib `Figure` (no pyplot state) for the caller to save
+or to inspect: the plotted arrays are the seed means of the metrics, so tests can compare them exactly."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from analysis.group import format_value, short_names, sort_values, summarise_configs
+from analysis.tables import Grid, PivotTable, facet_title
+
+# Training-curve panels: (metrics.jsonl key, title).
+CURVES = (("train/loss", "JEPA loss"), ("train/vc", "VC loss"), ("train/pred", "prediction loss"),
+          ("val/mAP", "validation mAP"))
+BASELINES = (("copy_last", "copy-last", "--", "0.35"), ("chance", "chance", ":", "0.0"))  # name, label, style, colour
+
+
+def colours(n: int) -> list:
+    """Distinct colours for n lines: tab10, tab20, then a continuous map."""
+    if n <= 10:
+        return list(colormaps["tab10"].colors[:n])
+    if n <= 20:
+        return list(colormaps["tab20"].colors[:n])
+    return list(colormaps["viridis"](np.linspace(0, 0.95, n)))
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def plot_heatmap(grid: Grid, table: PivotTable, digits: int = 3) -> Figure:
+    """The grid's seed means as a heat map (rows and columns as in the table), each cell annotated with
+    mean, std and n; the best cell is framed."""
+    n_rows, n_cols = grid.mean.shape
+    fig = Figure(figsize=(1.5 * n_cols + 2.4, 1.0 * n_rows + 1.6), layout="constrained")
+    ax = fig.add_subplot()
+    values = grid.mean.to_numpy(dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis" if table.goal == "max" else "viridis_r",
+                      aspect="auto")
+    names = short_names([table.rows, table.cols])
+    ax.set_xticks(range(n_cols), [format_value(c) for c in grid.mean.columns])
+    ax.set_yticks(range(n_rows), [format_value(r) for r in grid.mean.index])
+    ax.set_xlabel(names[table.cols])
+    ax.set_ylabel(names[table.rows])
+    ax.set_title(" · ".join(filter(None, [f"{table.metric} ({table.select})", facet_title(grid.facet)])))
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if not grid.n.iat[i, j]:
+                continue
+            std = grid.std.iat[i, j]
+            text = f"{values[i, j]:.{digits}f}\n± {'–' if np.isnan(std) else f'{std:.{digits}f}'}\nn={grid.n.iat[i, j]}"
+            red, green, blue, _ = image.cmap(image.norm(values[i, j]))
+            light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+            best = bool(grid.best.iat[i, j])
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if light else "white",
+                    fontweight="bold" if best else "normal")
+            if best:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5))
+    fig.colorbar(image, ax=ax, label=table.metric)
+    return fig
+
+
+def horizon_keys(columns, prefix: str) -> list[tuple[int, str]]:
+    """[(k, prefix + k), ...] for the columns named prefix<k>, by horizon k."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
+    return sorted((int(m.group(1)), c) for c in columns if (m := pattern.match(c)))
+
+
+def ap_keys(columns, full: bool = False) -> list[tuple[int, str]]:
+    """val/AP_k (published protocol) or, with `full`, val/AP_full_k, present in `columns`."""
+    return horizon_keys(columns, "val/AP_full_" if full else "val/AP_")
+
+
+def _baseline_keys(columns, name: str, full: bool) -> tuple[list[tuple[int, str]], str]:
+    """The baseline's keys for the protocol and a label note; the full protocol falls back to per-batch."""
+    keys = horizon_keys(columns, f"val/{name}/AP_full_") if full else []
+    if keys:
+        return keys, ""
+    return horizon_keys(columns, f"val/{name}/AP_"), " (per-batch)" if full else ""
+
+
+def plot_ap_horizon(selected: pd.DataFrame, metric: str = "val/mAP", hue: str = "model.steps",
+                    goal: str = "max", full: bool = False) -> Figure:
+    """AP against prediction horizon (k+1 steps ahead), one line per value of `hue` with a ±std band over
+    seeds. Where several configurations share a `hue` value, the line is the best one by `metric` (named in
+    the legend). Copy-last and chance baselines: means over the plotted runs."""
+    fig = Figure(figsize=(8, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    protocol = "whole validation set" if full else "per-batch, published protocol"
+    ax.set_title(f"AP against prediction horizon ({protocol})")
+    ax.set_xlabel("prediction horizon (steps ahead)")
+    ax.set_ylabel("AP")
+    keys = ap_keys(selected.columns, full)
+    if selected.empty or not keys:
+        _empty(ax, "no AP values in the finished runs")
+        return fig
+    x = [k + 1 for k, _ in keys]
+    hue_values = selected[hue] if hue in selected else pd.Series("all", index=selected.index)
+    hue_name = short_names([hue])[hue]
+    plotted = []
+    ordered = sort_values(v for v in hue_values if v == v)  # NaN (missing key) is not a line
+    for value, colour in zip(ordered, colours(len(ordered))):
+        runs = selected[hue_values == value]
+        configs = summarise_configs(runs, metric, goal)
+        members = runs[runs["config"] == configs["config"].iat[0]]
+        values = members[[k for _, k in keys]].astype(float)
+        mean, std = values.mean().to_numpy(), values.std(ddof=1).to_numpy()
+        label = f"{hue_name}={format_value(value)}" if hue in selected else "all runs"
+        if len(configs) > 1:
+            others = [p for p in configs["config"].iat[0].split(", ") if not p.startswith(f"{hue_name}=")]
+            label += f" (best of {len(configs)}: {', '.join(others)})"
+        ax.plot(x, mean, marker="o", color=colour, label=f"{label}, n={len(members)}")
+        if len(members) > 1:
+            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+        plotted.append(members)
+    plotted = pd.concat(plotted) if plotted else selected
+    for name, label, style, colour in BASELINES:
+        base_keys, note = _baseline_keys(plotted.columns, name, full)
+        if base_keys:
+            means = plotted[[k for _, k in base_keys]].astype(float).mean().to_numpy()
+            ax.plot([k + 1 for k, _ in base_keys], means, style, color=colour, label=label + note)
+    ax.set_xticks(x)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs=None) -> Figure:
+    """Training curves, one line per configuration (seed mean per epoch, ±std band) for each panel key.
+
+    `runs` needs `run`, `status`, `config`; only finished runs are drawn. `configs`: the configuration labels
+    to draw (default: all, in `runs` order)."""
+    done = runs.loc[runs["status"] == "done", ["run", "config"]]
+    configs = list(dict.fromkeys(done["config"] if configs is None else configs))
+    data = epochs.merge(done[done["config"].isin(configs)], on="run")
+    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    axes = fig.subplots(2, (len(panels) + 1) // 2, squeeze=False).ravel()
+    handles = {}
+    for ax, (key, title) in zip(axes, panels):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if key not in data or data[key].isna().all():
+            _empty(ax, f"{key} not logged")
+            continue
+        stats = data.groupby(["config", "epoch"])[key].agg(["mean", "std", "count"]).dropna(subset=["mean"])
+        for config, colour in zip(configs, colours(len(configs))):
+            if config not in stats.index:
+                continue
+            line_stats = stats.loc[config]
+            (line,) = ax.plot(line_stats.index, line_stats["mean"], color=colour, label=config)
+            handles.setdefault(config, line)
+            band = line_stats[line_stats["count"] > 1]
+            ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
+                            color=colour, alpha=0.2, linewidth=0)
+        if key.startswith("train/") and (data[key].dropna() > 0).all():
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", fontsize=8,
+                   ncol=min(3, len(handles)))
+    fig.suptitle("Training curves per configuration (mean over seeds, band ±1 std)")
+    return fig

@@ -1,0 +1,136 @@
+"""The canonical Moving MNIST file behind the published numbers (SPEC §1), memory-mapped.
+
+`mnist_test_seq.npy` is uint8 [20, 10000, 64, 64], time first. Sequences are permuted with
+`RandomState(split_seed).permutation`; the first `num_val_sequences` validate, the rest train. Each 20-frame
+sequence is cut into 20 // T pieces of T frames: item i of a split is piece i % pieces of sequence
+split[i // pieces], so with T = 10 items 2k and 2k+1 are the two halves of one sequence.
+"""
+import http.client
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from jepa.config.errors import ConfigError
+from jepa.data.download import fetch
+from jepa.data.labels import GRID, contour_labels
+
+log = logging.getLogger(__name__)
+FILE_NAME = "mnist_test_seq.npy"
+URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
+FILE_FRAMES = 20  # frames per sequence in the published file
+LABELER_VERSION = 1  # bump when contour_labels changes: cached labels of an older version are recomputed
+
+
+def find_file(root: str | Path, download: bool) -> Path:
+    """The path of the canonical file in `root`, downloading it when missing and allowed. Raises ConfigError."""
+    root = Path(root).expanduser().resolve()
+    path = root / FILE_NAME
+    if path.is_file():
+        return path
+    reason = "data.download is false"
+    if download:
+        try:
+            fetch(URL, path)
+            return path
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            reason = f"downloading {URL} failed ({e})"
+    raise ConfigError("data.root", str(root), f"{FILE_NAME} is not there and {reason}. Put the file in that "
+                      f"folder (data.root, or env JEPA_DATA_DIR), or use data=generated, which works offline")
+
+
+def open_frames(path: Path, image_size: int = 64) -> np.ndarray:
+    """Memory-map the file -> read-only uint8 [F, N, H, W]. Raises ConfigError("corrupt") if it is not that."""
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ConfigError("data.root", str(path), f"corrupt or unreadable ({e}); delete it to download again") from e
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 4 \
+            or data.shape[2:] != (image_size, image_size):
+        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ConfigError("data.root", str(path), f"corrupt: expected uint8 [{FILE_FRAMES}, N, {image_size}, "
+                          f"{image_size}], found {found}; delete it to download again")
+    return data
+
+
+def split_sequences(num_sequences: int, num_val: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sequence indices: RandomState(split_seed).permutation, the first num_val validate."""
+    if not 0 < num_val < num_sequences:
+        raise ConfigError("data.num_val_sequences", num_val, f"between 1 and {num_sequences - 1}: the file "
+                          f"holds {num_sequences} sequences")
+    order = np.random.RandomState(split_seed).permutation(num_sequences)
+    return order[num_val:], order[:num_val]
+
+
+def cached_labels(path: Path, frames: np.ndarray) -> np.ndarray:
+    """Contour labels of every frame, bit-packed -> uint8 [F, N, 8] (unpack a row to an 8x8 map).
+
+    Computed once (about half a minute for the 200,000 frames) and cached next to the file, keyed by the
+    file's size and mtime and the labeler version; written atomically so concurrent runs never read half.
+    """
+    stat = path.stat()
+    key = np.array([stat.st_size, stat.st_mtime_ns, LABELER_VERSION], np.int64)
+    cache = path.with_suffix(".labels.npz")
+    try:
+        with np.load(cache) as stored:
+            if np.array_equal(stored["key"], key):
+                return stored["packed"]
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # missing, stale or damaged: compute again
+    log.info("computing contour labels of %s (once; cached in %s)", path, cache)
+    f, n = frames.shape[:2]
+    packed = np.packbits(contour_labels(frames.reshape(f * n, *frames.shape[2:])), axis=-1).reshape(f, n, GRID)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=cache.name + ".", suffix=".part", dir=cache.parent)
+        with os.fdopen(fd, "wb") as out:
+            np.savez(out, key=key, packed=packed)
+        os.replace(tmp, cache)
+    except OSError as e:  # a read-only data folder still trains, it just labels again next run
+        log.warning("could not cache labels in %s: %s", cache, e)
+    return packed
+
+
+class CanonicalMovingMNIST(Dataset):
+    """T-frame pieces of canonical sequences.
+
+    Item -> (video float32 [1, T, 64, 64] in [0, 1], labels float32 [T, 8, 8]).
+
+    Holds only the file path; each process memory-maps the file itself (never pickling the frames to workers).
+    """
+
+    def __init__(self, path: Path, sequences: np.ndarray, frames: int, packed_labels: np.ndarray,
+                 limit: int | None = None):
+        self.path, self.sequences, self.frames, self.packed_labels = path, sequences, frames, packed_labels
+        self.pieces = packed_labels.shape[0] // frames  # pieces per sequence
+        total = len(sequences) * self.pieces
+        self.length = total if limit is None else min(limit, total)
+        self._data = None
+
+    @property
+    def data(self) -> np.ndarray:
+        """The memory-mapped file, uint8 [F, N, H, W], opened lazily once per process."""
+        if self._data is None:
+            self._data = np.load(self.path, mmap_mode="r")
+        return self._data
+
+    def __getstate__(self):
+        return {**self.__dict__, "_data": None}  # a pickled np.memmap would carry the whole file along
+
+    def __len__(self) -> int:
+        return self.length
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Item -> (sequence index in the file, first frame)."""
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return int(self.sequences[index // self.pieces]), (index % self.pieces) * self.frames
+
+    def __getitem__(self, index: int):
+        seq, t0 = self.locate(index)
+        video = torch.from_numpy(self.data[t0:t0 + self.frames, seq].astype(np.float32) / 255)
+        bits = np.unpackbits(self.packed_labels[t0:t0 + self.frames, seq], axis=-1)
+        return video.unsqueeze(0), torch.from_numpy(bits.reshape(self.frames, GRID, GRID).astype(np.float32))

@@ -1,0 +1,143 @@
+"""The state of each run of a study folder: `python -m jepa.studies status SWEEP_DIR [--json]`.
+
+A run's state comes from its own results.json first, then from its job: SLURM's queue (`squeue`) for
+`slurm`, whether the process is alive for `local` and `local_processes` (job_id is then a pid on `host`).
+    pending   not started yet, or requeued and waiting for a node
+    running   training (its job is running)
+    done      results.json says done
+    pruned    results.json says pruned (an Optuna trial its pruner stopped: finished, not an error)
+    failed    results.json says failed (with its reason), or its job ended before the run finished
+Run folders that hold a results.json but are not in the manifest (launched otherwise) are listed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..runs import DONE, PRUNED, find_run_folders
+from .jobs import job_activity
+from .manifest import read_manifest
+
+STATES = ("pending", "running", "done", "pruned", "failed")
+
+
+# ---------------------------------------------------------------- run states
+
+@dataclass
+class RunState:
+    name: str
+    state: str  # one of STATES
+    reason: str | None
+    epochs_completed: int | None
+    epochs: int | None
+    val_map: float | None
+    resumed: int  # times the run restarted from its checkpoint (requeues, relaunches)
+    job_id: str | None
+
+
+def run_state(name: str, results: dict | None, entry: dict, activity: str | None) -> RunState:
+    """Decide one run's state; activity: its job's 'waiting' | 'running' | 'ended', None when unknown."""
+    results = results or {}
+    status, why = results.get("status"), results.get("reason")
+    log = f"; job log: {entry['log']}" if entry.get("log") else ""
+    if status == DONE:
+        state, reason = "done", None
+    elif status == PRUNED:
+        state, reason = "pruned", why
+    elif activity == "waiting":
+        state, reason = "pending", "requeued" if status == "running" else None
+    elif activity == "running" and entry.get("launcher") == "local":  # one process runs them in turn
+        state, reason = ("running", None) if status == "running" else ("pending", None)
+    elif activity == "running":
+        state, reason = "running", None if status else "starting"
+    elif status == "failed":
+        state, reason = "failed", why
+    elif status == "running" and activity == "ended":
+        state, reason = "failed", f"its job ended before the run finished{log}; relaunching the sweep resumes it"
+    elif status == "running":
+        state, reason = "running", why
+    elif activity == "ended" and entry.get("launcher") == "local":
+        state, reason = "pending", "not started and its launcher is gone; relaunch the sweep"
+    elif activity == "ended":
+        state, reason = "failed", f"its job ended before the run started{log}"
+    else:
+        state, reason = "pending", None
+    final = results.get("final") or {}
+    return RunState(name, state, reason, results.get("epochs_completed"), results.get("epochs"),
+                    final.get("val/mAP"), results.get("resumed") or 0, entry.get("job_id"))
+
+
+def sweep_states(sweep_dir: Path | str, names: list[str] | None = None,
+                 activity: dict[str, str] | None = None) -> list[RunState]:
+    """The state of each run of the sweep (or of `names`); activity: known job activity, else asked for."""
+    sweep_dir = Path(sweep_dir)
+    entries = read_manifest(sweep_dir)["runs"]
+    if names is None:
+        found = {p.relative_to(sweep_dir).as_posix() for p in find_run_folders([sweep_dir])}
+        names = sorted(set(entries) | found)
+    if activity is None:
+        activity = job_activity({name: entries[name] for name in names if name in entries})
+    states = []
+    for name in names:
+        path = sweep_dir / name / "results.json"
+        results = json.loads(path.read_text()) if path.exists() else None
+        states.append(run_state(name, results, entries.get(name, {}), activity.get(name)))
+    return states
+
+
+# ---------------------------------------------------------------- reports
+
+def counts(states: list[RunState]) -> dict[str, int]:
+    out = {state: sum(s.state == state for s in states) for state in STATES}
+    out["requeued"] = sum(s.resumed > 0 for s in states)
+    return out
+
+
+def counts_line(states: list[RunState]) -> str:
+    c = counts(states)
+    parts = [f"{c[state]} {state}" for state in STATES if c[state]]
+    resumed = f" ({c['requeued']} resumed after a requeue or restart)" if c["requeued"] else ""
+    return f"{len(states)} runs: {', '.join(parts) or 'none'}{resumed}"
+
+
+def format_table(states: list[RunState]) -> str:
+    rows = [("STATE", "EPOCHS", "VAL/MAP", "RESUMED", "JOB", "RUN")]
+    for s in states:
+        epochs = f"{s.epochs_completed}/{s.epochs}" if s.epochs else "-"
+        val = f"{s.val_map:.4f}" if isinstance(s.val_map, (int, float)) else "-"
+        rows.append((s.state, epochs, val, str(s.resumed), s.job_id or "-", s.name))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for row, s in zip(rows, [None, *states], strict=True):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5])
+        if s is not None and s.reason:
+            lines.append(" " * (widths[0] + 2) + s.reason)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jepa.studies", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", help="each run's state: pending, running, done or failed (reason)")
+    status.add_argument("sweep_dir", type=Path)
+    status.add_argument("--json", action="store_true", help="one JSON object: counts and runs")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.error(f"{args.sweep_dir} is not a folder")
+    states = sweep_states(args.sweep_dir)
+    if args.json:
+        print(json.dumps({"sweep_dir": str(args.sweep_dir), "counts": counts(states),
+                          "runs": [asdict(s) for s in states]}, indent=2))
+    else:
+        print(f"{args.sweep_dir}: {counts_line(states)}")
+        print(format_table(states))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Study launchers: check every run before any starts, skip finished ones, survive failures, requeue on SLURM.
+
+Before anything runs, each launcher
+  - composes every run's config and checks it with jepa.config.validate: one bad run refuses the whole sweep
+    (exit code 2), listing every bad run with its overrides and error; nothing is launched;
+  - refuses runs that would share a run folder (a swept key left out of the folder name);
+  - skips runs whose results.json is done, and runs whose job is still queued or running;
+  - records every run in SWEEP_DIR/manifest.json (jepa.studies.manifest; `python -m jepa.studies status`).
+It then runs or submits the others. A failing run does not stop the rest: the sweep ends with a summary (done,
+failed with reasons, requeued) and exits 1 if a run failed. Under submitit, the time-limit signal (USR2) makes
+the run checkpoint at the step it reached; the job is then requeued and resumes from that checkpoint.
+
+    local            runs one after another in this process (Hydra's basic launcher, with the above)
+    local_processes  each run in its own process through submitit, `jobs` at a time
+    slurm            one SLURM job array; `wait: false` returns right after submitting (fire-and-forget)
+"""
+
+import importlib
+import inspect
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins import basic_launcher
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
+from hydra_plugins.hydra_submitit_launcher import config as stock_config
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher as stock
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ..runs import FAILED, RunFolder, is_done
+from .jobs import job_activity
+from .manifest import now, read_manifest, update_manifest
+from .status import counts_line, sweep_states
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlannedRun:
+    index: int
+    overrides: list[str]  # what the run is composed from (in the job too)
+    name: str  # its folder inside the sweep folder
+    config: DictConfig  # composed, hydra node included
+    skip: str | None = None  # why it is not launched
+
+
+def run_folder_name(cfg: DictConfig) -> str:
+    """hydra.sweep.subdir of a composed sweep config: its `${hydra:...}` parts read HydraConfig, set here."""
+    hydra_config = HydraConfig.instance()
+    saved = hydra_config.cfg
+    try:
+        hydra_config.set_config(cfg)
+        return str(cfg.hydra.sweep.subdir)
+    finally:
+        hydra_config.cfg = saved
+
+
+def refuse(problems: list[str], total: int) -> None:
+    print(f"sweep refused, nothing was launched: {len(problems)} problem(s) among {total} runs\n"
+          + "\n".join(problems), file=sys.stderr)
+    raise SystemExit(2)
+
+
+class StudyLauncher:
+    """What every study launcher does around running its runs (see the module docstring)."""
+
+    kind = "local"  # the manifest's `launcher`: how jepa.studies asks about a run's job
+    config: DictConfig
+    hydra_context: Any
+
+    @property
+    def sweep_dir(self) -> Path:
+        return Path(str(self.config.hydra.sweep.dir)).resolve()
+
+    def threads(self) -> int | None:
+        """torch threads for each run whose training.threads is null (None: torch's default)."""
+        return None
+
+    def plan(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[PlannedRun]:
+        """Compose and check every run, refusing the sweep on any problem; mark the runs to skip."""
+        from ..config import ConfigError, validate
+
+        runs, problems = [], []
+        for offset, overrides in enumerate(job_overrides):
+            index, overrides = initial_job_idx + offset, list(overrides)
+            try:
+                cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+                with open_dict(cfg.hydra.job):
+                    cfg.hydra.job.id = cfg.hydra.job.num = index
+                name = run_folder_name(cfg)
+                task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+                validate(task)
+            except Exception as exc:  # noqa: BLE001  (a config error, or any error Hydra raised composing the run)
+                error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+                problems.append(f"  #{index} {' '.join(filter_overrides(overrides))}\n      {error}")
+                continue
+            if self.threads() and task.training.threads is None:
+                overrides.append(f"training.threads={self.threads()}")
+            runs.append(PlannedRun(index, overrides, name, cfg))
+        by_folder = defaultdict(list)
+        for run in runs:
+            by_folder[run.name].append(run)
+        for name, same in by_folder.items():
+            if len(same) > 1:
+                problems.append(f"  #{', #'.join(str(r.index) for r in same)} would share the run folder {name}: "
+                                "they differ only in keys that do not identify a configuration "
+                                "(jepa/config/identity.py)")
+        if problems:
+            refuse(problems, len(job_overrides))
+
+        entries = read_manifest(self.sweep_dir)["runs"]
+        activity = job_activity({r.name: entries[r.name] for r in runs if r.name in entries})
+        for run in runs:
+            results = self.sweep_dir / run.name / "results.json"
+            if results.exists() and is_done(json.loads(results.read_text()), run.config.training.epochs):
+                run.skip = "done"
+            elif activity.get(run.name) in ("waiting", "running"):
+                run.skip = f"already queued or running as job {entries[run.name]['job_id']}"
+        done = sum(r.skip == "done" for r in runs)
+        if done:
+            log.info("%d of %d runs are already done: skipped", done, len(runs))
+        for run in runs:
+            if run.skip and run.skip != "done":
+                log.info("skipped %s: %s", run.name, run.skip)
+        return runs
+
+    def record(self, runs: list[PlannedRun], jobs: dict[str, tuple[str, str | None]]) -> None:
+        """Write the runs into the manifest; jobs: run name -> (job id, job log) of those just launched."""
+        host, submitted = socket.gethostname(), now()
+        entries = {}
+        for run in runs:
+            entries[run.name] = {"overrides": run.overrides}
+            if run.name in jobs:
+                job_id, job_log = jobs[run.name]
+                entries[run.name].update(launcher=self.kind, job_id=job_id, host=host, submitted=submitted,
+                                         log=job_log)
+        update_manifest(self.sweep_dir, entries)
+
+    def finish(self, runs: list[PlannedRun], returns: dict[str, Any]) -> list[JobReturn]:
+        """Print the summary; exit 1 if a run failed, else return one JobReturn per run."""
+        states = sweep_states(self.sweep_dir, [r.name for r in runs], activity={n: "ended" for n in returns})
+        skipped = sum(r.skip == "done" for r in runs)
+        lines = [f"sweep {self.sweep_dir}: {counts_line(states)}"
+                 + (f"; {skipped} were already done and skipped" if skipped else "")]
+        lines += [f"  failed    {s.name}: {s.reason}" for s in states if s.state == "failed"]
+        lines += [f"  requeued  {s.name}: resumed {s.resumed} time(s)" for s in states if s.resumed]
+        lines.append(f"each run's state: python -m jepa.studies status {self.sweep_dir}")
+        print("\n".join(lines), flush=True)
+        if any(s.state == "failed" for s in states):
+            raise SystemExit(1)
+        out = []
+        for run, state in zip(runs, states, strict=True):
+            ret = returns.get(run.name)
+            if not isinstance(ret, JobReturn):
+                ret = JobReturn(overrides=run.overrides, status=JobStatus.COMPLETED)
+                ret.return_value = state.val_map
+            out.append(ret)
+        return out
+
+
+class LocalLauncher(StudyLauncher, basic_launcher.BasicLauncher):
+    """Runs one after another in this process; training.threads null lets torch use every core."""
+
+    kind = "local"
+
+    def __init__(self, **params: Any) -> None:
+        if params:
+            raise ValueError(f"hydra/launcher=local takes no settings, got {sorted(params)}: a cluster profile "
+                             "(+cluster=...) goes with hydra/launcher=slurm")
+        super().__init__()
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        runs = self.plan(job_overrides, initial_job_idx)
+        todo = [r for r in runs if not r.skip]
+        self.record(runs, {r.name: (str(os.getpid()), None) for r in todo})
+        returns = {}
+        for run in todo:
+            log.info("#%d %s", run.index, run.name)
+            returns[run.name] = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                                        config=run.config, job_dir_key="hydra.sweep.dir",
+                                        job_subdir_key="hydra.sweep.subdir")
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return self.finish(runs, returns)
+
+
+class SubmititStudyLauncher(StudyLauncher):
+    """The submitit side, shared by local_processes and slurm: the executor, and what runs in the job."""
+
+    _EXECUTOR: str
+    params: dict
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        super().setup(hydra_context=hydra_context, task_function=importable(task_function), config=config)
+
+    def executor(self):
+        """submitit's executor from hydra.launcher's settings (as hydra-submitit-launcher builds it)."""
+        import submitit
+
+        params = dict(self.params)
+        folder = params.pop("submitit_folder")
+        init = {f"{self._EXECUTOR}_max_num_timeout": params.pop("max_num_timeout")}
+        executor = submitit.AutoExecutor(folder=folder, cluster=self._EXECUTOR, **init)
+        generic = set(OmegaConf.structured(stock_config.BaseQueueConf).keys())
+        executor.update_parameters(**{k if k in generic else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        return executor
+
+    def job_args(self, run: PlannedRun) -> tuple:
+        """The arguments of __call__ (hydra-submitit-launcher's) for one run."""
+        return run.overrides, "hydra.sweep.dir", run.index, f"job_id_for_{run.index}", Singleton.get_state()
+
+    def __call__(self, sweep_overrides: list[str], job_dir_key: str, job_num: int, job_id: str,
+                 singleton_state: dict) -> JobReturn:
+        """In the job: one run. Its time-limit signal asks the trainer to checkpoint and stop at the next step;
+        then submitit's own handler runs: checkpoint() (resubmit this callable), requeue, exit."""
+        import submitit
+
+        from ..training import StopRequested, request_stop
+
+        usr_signal = submitit.JobEnvironment._usr_sig()
+        submitit_handler = signal.getsignal(usr_signal)
+        signal.signal(usr_signal, request_stop)  # submitit's would exit from inside the training loop
+        try:
+            ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
+        except SystemExit as exc:  # the app exits 2 on a configuration error
+            raise RuntimeError(f"the run exited with code {exc.code}") from None
+        if ret.status == JobStatus.FAILED and isinstance(ret._return_value, StopRequested):
+            log.info("time-limit signal: checkpointed (%s); requeueing", ret._return_value)
+            try:
+                submitit_handler(usr_signal, None)  # checkpoint() and requeue, then exits (SystemExit)
+            except submitit.core.utils.UncompletedJobError as exc:  # no requeue left (max_num_timeout)
+                mark_failed(Path(ret.hydra_cfg.hydra.runtime.output_dir), f"time limit: {exc}")
+                raise
+            except subprocess.CalledProcessError as exc:
+                if exc.returncode != -signal.SIGTERM:
+                    raise
+                # SLURM ends every process of a job it requeues: here `scontrol requeue` itself, before it returned
+                log.info("requeued")
+                sys.exit(-1)
+        return ret
+
+
+def importable(task_function):
+    """The task function under its module's importable name. Run as `python -m jepa.train`, it lives in
+    __main__, which the job would get as a copy (pickled by value) not sharing jepa.train's request_stop."""
+    main = sys.modules["__main__"]
+    if task_function.__module__ != "__main__" or getattr(main, "__spec__", None) is None:
+        return task_function
+    module = importlib.import_module(main.__spec__.name)
+    return inspect.unwrap(getattr(module, task_function.__name__))
+
+
+def mark_failed(run_dir: Path, reason: str) -> None:
+    folder = RunFolder(run_dir)
+    results = folder.read_results() or {}
+    folder.write_results({**results, "status": FAILED, "reason": reason})
+
+
+class LocalProcessesLauncher(SubmititStudyLauncher, stock.LocalLauncher):
+    """Each run in its own process through submitit (as on SLURM), `jobs` at a time."""
+
+    kind = "local_processes"
+
+    def __init__(self, jobs: int = 1, **params: Any) -> None:
+        super().__init__(**params)
+        self.jobs = max(1, int(jobs))
+
+    def threads(self) -> int:
+        return max(1, len(os.sched_getaffinity(0)) // self.jobs)
+
+    def executor(self):
+        """submitit's LocalExecutor (AutoExecutor would refuse its signal_delay_s)."""
+        import submitit
+
+        params = dict(self.params)
+        executor = submitit.LocalExecutor(params.pop("submitit_folder"), max_num_timeout=params.pop("max_num_timeout"))
+        executor.update_parameters(**params)
+        return executor
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        executor = self.executor()
+        runs = self.plan(job_overrides, initial_job_idx)
+        self.record(runs, {})
+        queue, running, returns = [r for r in runs if not r.skip], {}, {}
+        while queue or running:
+            while queue and len(running) < self.jobs:
+                run = queue.pop(0)
+                job = executor.submit(self, *self.job_args(run))
+                self.record([run], {run.name: (job.job_id, str(job.paths.stderr))})
+                log.info("#%d %s: process %s", run.index, run.name, job.job_id)
+                running[run.name] = job
+            for name in [name for name, job in running.items() if job.done()]:
+                returns[name] = outcome(running.pop(name))
+            time.sleep(0.5)
+        return self.finish(runs, returns)
+
+
+class SlurmLauncher(SubmititStudyLauncher, stock.SlurmLauncher):
+    """One SLURM job array per sweep (array_parallelism tasks at once); wait: false returns once submitted."""
+
+    kind = "slurm"
+
+    def __init__(self, wait: bool = True, **params: Any) -> None:
+        super().__init__(**params)
+        self.wait = wait
+
+    def threads(self) -> int | None:
+        return self.params.get("cpus_per_task")
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        p = self.params
+        earliest = p["timeout_min"] * 60 - p["signal_delay_s"] - 30
+        if earliest < 10:
+            problem = (f"  hydra.launcher: timeout_min={p['timeout_min']} with signal_delay_s={p['signal_delay_s']} "
+                       f"lets SLURM send the time-limit signal {earliest} s into a job (SLURM checks every 30 s), "
+                       "before the job can catch it: keep timeout_min * 60 - signal_delay_s - 30 >= 10")
+            refuse([problem], len(job_overrides))
+        executor = self.executor()
+        runs = self.plan(job_overrides, initial_job_idx)
+        todo = [r for r in runs if not r.skip]
+        jobs = executor.map_array(self, *zip(*map(self.job_args, todo), strict=True)) if todo else []
+        self.record(runs, {r.name: (job.job_id, str(job.paths.stderr)) for r, job in zip(todo, jobs, strict=True)})
+        array = jobs[0].job_id.split("_")[0] if jobs else None
+        log.info("submitted %d runs as job array %s, %d skipped", len(jobs), array, len(runs) - len(todo))
+        if not self.wait:
+            submitted = f"submitted {len(jobs)} runs (job array {array})" if jobs else "nothing to submit"
+            print(f"{submitted}; {len(runs) - len(todo)} skipped. "
+                  f"Their state: python -m jepa.studies status {self.sweep_dir}", flush=True)
+            return []
+        try:
+            returns = {run.name: outcome(job) for run, job in zip(todo, jobs, strict=True)}
+        except KeyboardInterrupt:
+            print(f"\nstopped waiting; the jobs go on (scancel {array} stops them). "
+                  f"Their state: python -m jepa.studies status {self.sweep_dir}", file=sys.stderr)
+            raise SystemExit(130) from None
+        return self.finish(runs, returns)
+
+
+def outcome(job) -> JobReturn | Exception:
+    """A finished job's JobReturn, or the error submitit raised for it (the run folder has the details)."""
+    try:
+        return job.results()[0]
+    except Exception as exc:  # noqa: BLE001  (the job raised, or ended without a result: killed)
+        return exc

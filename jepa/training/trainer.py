@@ -1,0 +1,219 @@
+"""One training run: data, model, probes, optimiser, the loop, evaluation and checkpoints.
+
+Everything a run produces goes into its run folder (docs/run_folder.md). A run started again in the same
+folder resumes from checkpoints/last.pt and ends with the same metrics as an uninterrupted run.
+"""
+
+import logging
+import math
+import time
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from ..data import build_datasets, make_loader
+from ..losses import match_reference_bn_updates, training_losses
+from ..models import DetectionHead, PixelDecoder, VideoJEPA
+from ..performance import apply_speed_options
+from ..runs import DONE, FAILED, PRUNED, RUNNING, RunFolder
+from . import validation
+from .environment import resolve_device, rng_state, seed_everything, set_rng_state, versions
+from .progress import Progress
+
+log = logging.getLogger("jepa")
+
+AMP_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class StopRequested(Exception):
+    """Raised after a checkpoint when the run was asked to stop (e.g. a SLURM time-limit signal)."""
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, run_dir: Path | str, tracker=None):
+        self.cfg, self.folder, self.tracker = cfg, RunFolder(run_dir), tracker
+        t, m = cfg.training, cfg.model
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = resolve_device(t.device)
+        seed_everything(cfg.seed)
+        self.train_ds, self.val_ds = build_datasets(cfg.data, cfg.seed)
+        self.model = VideoJEPA(m.dobs, m.henc, m.hpre, m.dstc, list(m.encoder_strides))
+        self.head = DetectionHead(m.dstc, m.hpre)
+        self.decoder = PixelDecoder(m.dstc, m.dobs, cfg.data.image_size)
+        match_reference_bn_updates(self.model.encoder)
+        for module in self.modules:
+            module.to(self.device)
+        apply_speed_options(self.model, self.head, self.decoder, t)
+        lr = cfg.optim.lr
+        self.optimizer = torch.optim.Adam([
+            {"params": self.model.parameters(), "lr": lr},
+            {"params": self.head.parameters(), "lr": lr},
+            {"params": self.decoder.parameters(), "lr": lr * cfg.optim.decoder_lr_scale},
+        ])
+        self.amp_dtype = AMP_DTYPES[t.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.progress = Progress()
+        self.stop_requested = False
+
+    @property
+    def modules(self):
+        return (self.model, self.head, self.decoder)
+
+    @property
+    def global_step(self) -> int:
+        return self.progress.global_step
+
+    def autocast(self):
+        return nullcontext() if self.amp_dtype is None else torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def request_stop(self, *_) -> None:
+        """Ask the loop to checkpoint at the next step boundary and raise StopRequested (signal-safe)."""
+        self.stop_requested = True
+
+    # ---------------------------------------------------------------- one step
+    def train_step(self, video: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """video [B, T, C, H, W], labels [B, T, 8, 8]; returns the step's losses (detached)."""
+        cfg = self.cfg
+        for module in self.modules:
+            module.train()
+        with self.autocast():
+            losses = training_losses(self.model, self.head, self.decoder, video, labels, cfg.model.steps,
+                                     cfg.loss.std_coeff, cfg.loss.cov_coeff, fast=cfg.training.mode == "fast")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses.pop("total")).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {k: v.detach().float() for k, v in losses.items()}
+
+    # ---------------------------------------------------------------- checkpoints
+    def save(self) -> None:
+        self.folder.save_checkpoint({
+            "model": self.model.state_dict(), "head": self.head.state_dict(), "decoder": self.decoder.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+            **self.progress.state_dict(self.session_time()), "rng": rng_state(),
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        })
+        self.last_save = time.monotonic()
+
+    def restore(self, ckpt: dict) -> None:
+        for name in ("model", "head", "decoder", "optimizer", "scaler"):
+            getattr(self, name).load_state_dict(ckpt[name])
+        self.progress = Progress.restored(ckpt)
+        set_rng_state(ckpt["rng"])
+        # metrics.jsonl may hold an epoch written after this checkpoint's history: the checkpoint wins.
+        self.folder.write_metrics(self.progress.history)
+
+    def session_time(self) -> float:
+        return time.monotonic() - self.session_start
+
+    # ---------------------------------------------------------------- the run
+    def results(self, status: str, reason: str | None = None) -> dict:
+        p = self.progress
+        return {
+            "status": status, "reason": reason, "seed": self.cfg.seed, "epochs": self.cfg.training.epochs,
+            "epochs_completed": p.epoch, "global_step": p.global_step,
+            "final": p.history[-1] if p.history else None, "best": p.best(),
+            "wall_time_s": round(p.elapsed + self.session_time(), 3), "started": self.started,
+            "finished": None if status == RUNNING else datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "resumed": p.resumed, "versions": versions(), "device": str(self.device),
+        }
+
+    def fit(self) -> dict:
+        self.session_start = self.last_save = time.monotonic()
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        previous = self.folder.read_results()
+        if self.cfg.training.resume and (ckpt := self.folder.load_checkpoint(self.device)) is not None:
+            self.restore(ckpt)
+            self.started = (previous or {}).get("started", self.started)
+            p = self.progress
+            log.info("resumed from %s at epoch %d batch %d (step %d)", self.folder.checkpoint,
+                     p.epoch, p.batch, p.global_step)
+        self.folder.write_results(self.results(RUNNING))
+        try:
+            while self.progress.epoch < self.cfg.training.epochs:
+                self.run_epoch()
+            if not self.folder.gif.exists():  # a run resumed after its last epoch's checkpoint
+                self.write_gif()
+        except StopRequested:
+            self.folder.write_results(self.results(RUNNING, "stopped to be requeued"))
+            raise
+        except BaseException as exc:
+            # An exception may name the status it ends the run with (the Optuna worker's Pruned: "pruned").
+            status, reason = getattr(exc, "run_status", FAILED), f"{type(exc).__name__}: {exc}"
+            log.log(logging.INFO if status == PRUNED else logging.ERROR, "run %s: %s", status, reason)
+            self.folder.write_results(self.results(status, reason))
+            if self.tracker:
+                self.tracker.finish(status, reason)
+            raise
+        results = self.results(DONE)
+        self.folder.write_results(results)
+        if self.tracker:
+            self.tracker.finish(DONE)
+        log.info("done: val/mAP=%.4f in %.0fs", results["final"]["val/mAP"], results["wall_time_s"])
+        return results
+
+    def run_epoch(self) -> None:
+        cfg, p = self.cfg, self.progress
+        epoch_index = p.epoch  # 0-based index of the epoch being trained
+        loader = make_loader(self.train_ds, cfg.data.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch_index,
+                             start_batch=p.batch, num_workers=cfg.data.num_workers, drop_last=True)
+        bar = tqdm(validation.device_batches(loader, self.device), total=len(loader) + p.batch, initial=p.batch,
+                   leave=False, desc=f"epoch {epoch_index + 1}/{cfg.training.epochs}",
+                   disable=None if cfg.training.progress else True)
+        start, sequences = time.monotonic(), 0
+        for video, labels in bar:
+            values = {k: v.item() for k, v in self.train_step(video, labels).items()}
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteLoss(f"non-finite loss at epoch {epoch_index + 1} step {p.global_step + 1}: "
+                                    + ", ".join(f"train/{k}={values[k]}" for k in bad))
+            p.add_step(values)
+            sequences += len(video)
+            bar.set_postfix(loss=f"{values['loss']:.3f}", pred=f"{values['pred']:.3f}", vc=f"{values['vc']:.3f}")
+            if self.stop_requested:
+                self.save()
+                raise StopRequested(f"stopped at epoch {epoch_index + 1} batch {p.batch}")
+            if time.monotonic() - self.last_save > cfg.training.checkpoint_minutes * 60:
+                self.save()
+        self.end_epoch(time.monotonic() - start, sequences)
+
+    def end_epoch(self, train_s: float, sequences: int) -> None:
+        """Evaluate when due, record the epoch, checkpoint, write metrics, GIF and results, log."""
+        cfg, p = self.cfg, self.progress
+        epoch = p.epoch + 1
+        last = epoch == cfg.training.epochs
+        record = {"epoch": epoch, "global_step": p.global_step, **p.mean_losses()}
+        eval_s = 0.0
+        if epoch % cfg.training.eval_every == 0 or last:
+            start = time.monotonic()
+            record.update(validation.evaluate(self.model, self.head, self.decoder, self.val_ds, cfg.data, cfg.seed,
+                                              self.device, self.autocast()))
+            eval_s = time.monotonic() - start
+        record.update({"time/train_s": train_s, "time/eval_s": eval_s, "time/epoch_s": train_s + eval_s,
+                       "time/seq_per_s": sequences / train_s if train_s > 0 else None})
+        p.end_epoch(record)
+        self.save()
+        self.folder.write_metrics(p.history)
+        if last or (cfg.training.gif_every and epoch % cfg.training.gif_every == 0):
+            self.write_gif()
+            if self.tracker:
+                self.tracker.log_gif(self.folder.gif, epoch)
+        if self.tracker:
+            self.tracker.log_epoch(record)
+        self.folder.write_results(self.results(RUNNING))
+        summary = " ".join(f"{k}={record[k]:.4f}" for k in ("train/loss", "train/pred", "train/vc") if k in record)
+        if "val/mAP" in record:
+            summary += f" val/mAP={record['val/mAP']:.4f} copy_last={record['val/copy_last/mAP']:.4f}"
+        log.info("epoch %d/%d %s (%.0fs)", epoch, cfg.training.epochs, summary, train_s + eval_s)
+
+    def write_gif(self) -> Path:
+        return validation.write_gif(self.model, self.head, self.decoder, self.val_ds, self.device, self.folder.gif)
