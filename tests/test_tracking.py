@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from jepa.config import ConfigError
+from jepa.private_apis import wandb_record_parser
 from jepa.tracking import replay as wandb_sync
 from jepa.tracking.wandb_run import NullTracker, RunIdentity, WandbTracker, make_tracker, read_metrics, run_identity
 
@@ -36,7 +37,7 @@ NAME = "steps=2,cov=100,std=10,lr=0.001,bs=16,data.max_val_sequences=8,experimen
 def read_transaction_log(path: pathlib.Path) -> list:
     """The Record messages of a .wandb file: a LevelDB-style log of 32 KiB blocks after a 7-byte header,
     chunks `crc32 | length (uint16) | type (uint8) | data`, type 1 whole, 2/3/4 first/middle/last."""
-    from wandb.proto import wandb_internal_pb2
+    parse = wandb_record_parser()
 
     data, pos, pieces, records = path.read_bytes(), 7, [], []
     assert data[:4] == b":W&B"
@@ -51,7 +52,7 @@ def read_transaction_log(path: pathlib.Path) -> list:
             break  # a torn tail: the writer was killed
         pieces = [chunk] if kind in (1, 2) else [*pieces, chunk]
         if kind in (1, 4):
-            records.append(wandb_internal_pb2.Record.FromString(b"".join(pieces)))
+            records.append(parse(b"".join(pieces)))
     return records
 
 

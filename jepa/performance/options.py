@@ -34,9 +34,9 @@ def apply_speed_options(model: VideoJEPA, head: DetectionHead, decoder: PixelDec
         if not on_cuda:
             # Inductor's layout optimisation turns convolutions channels_last, whose oneDNN backward hung
             # now and then on CPU (torch 2.13, about 1 tiny compiled step in 5); keep the layout as it is.
-            import torch._inductor.config as inductor_config
+            from ..private_apis import inductor_config
 
-            inductor_config.layout_optimization = False
+            inductor_config().layout_optimization = False
         # The encoder and predictor hold nearly all FLOPs; compiling the small heads is not worth its time.
         model.encoder.compile()
         model.predictor.compile()

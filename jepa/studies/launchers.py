@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins import basic_launcher
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
@@ -39,6 +38,7 @@ from hydra_plugins.hydra_submitit_launcher import config as stock_config
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher as stock
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .. import private_apis
 from ..runs import FAILED, RunFolder, is_done
 from .jobs import job_activity
 from .manifest import now, read_manifest, update_manifest
@@ -170,7 +170,7 @@ class StudyLauncher:
         return out
 
 
-class LocalLauncher(StudyLauncher, basic_launcher.BasicLauncher):
+class LocalLauncher(StudyLauncher, private_apis.hydra_basic_launcher()):
     """Runs one after another in this process; training.threads null lets torch use every core."""
 
     kind = "local"
@@ -230,15 +230,15 @@ class SubmititStudyLauncher(StudyLauncher):
 
         from ..training import StopRequested, request_stop
 
-        usr_signal = submitit.JobEnvironment._usr_sig()
+        usr_signal = private_apis.submitit_time_limit_signal()
         submitit_handler = signal.getsignal(usr_signal)
         signal.signal(usr_signal, request_stop)  # submitit's would exit from inside the training loop
         try:
             ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         except SystemExit as exc:  # the app exits 2 on a configuration error
             raise RuntimeError(f"the run exited with code {exc.code}") from None
-        if ret.status == JobStatus.FAILED and isinstance(ret._return_value, StopRequested):
-            log.info("time-limit signal: checkpointed (%s); requeueing", ret._return_value)
+        if ret.status == JobStatus.FAILED and isinstance(stop := private_apis.job_exception(ret), StopRequested):
+            log.info("time-limit signal: checkpointed (%s); requeueing", stop)
             try:
                 submitit_handler(usr_signal, None)  # checkpoint() and requeue, then exits (SystemExit)
             except submitit.core.utils.UncompletedJobError as exc:  # no requeue left (max_num_timeout)

@@ -81,6 +81,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jepa.config.errors import ConfigError
 from jepa.config.identity import identifying_overrides, override_key
+from jepa.private_apis import WANDB_PRIVATE_SETTINGS, wandb_settings_fields
 from jepa.runs import exit_code
 from jepa.runs import read_metrics as read_run_metrics
 
@@ -215,13 +216,11 @@ def start_run(*, mode: str, wandb_dir: pathlib.Path, run_id: str, project: str |
         "console": "off",  # train.log already holds the console
         "disable_git": True,  # results.json records the versions and the git commit
         "disable_code": True,
-        "x_save_requirements": False,
-        "x_disable_stats": not system_metrics,
-        "x_disable_meta": not system_metrics,
-        "x_disable_machine_info": not system_metrics,
+        **dict.fromkeys(WANDB_PRIVATE_SETTINGS[:1], False),
+        **dict.fromkeys(WANDB_PRIVATE_SETTINGS[1:], not system_metrics),
         "finish_timeout": FINISH_TIMEOUT_S,
     }
-    known = getattr(wandb.Settings, "model_fields", {})  # names as of wandb 0.19+; older ones get defaults
+    known = wandb_settings_fields()  # names as of wandb 0.19+; older ones get defaults
     wandb_dir.mkdir(parents=True, exist_ok=True)
     return wandb.init(
         mode=mode, dir=wandb_dir, id=run_id, resume="allow", project=project, entity=entity,
