@@ -1,4 +1,4 @@
-"""Detection-based evaluation of the rollouts (SPEC §5): AP per horizon, mAP and two baselines.
+"""Detection-based evaluation of the rollouts (docs/model.md §5): AP per horizon, mAP and two baselines.
 
 Horizon k (0-based) scores frames k+2 .. T-1 as predicted k+1 steps ahead of their last real context
 frame. The published protocol averages AP over validation batches for k = 0 .. T-4 (the reference's

@@ -1,4 +1,4 @@
-"""The JEPA losses (SPEC §3): variance-covariance regulariser and multi-step rollout prediction."""
+"""The JEPA losses (docs/model.md §3): variance-covariance regulariser and multi-step rollout prediction."""
 
 from dataclasses import dataclass
 

@@ -1,4 +1,4 @@
-"""A deliberately literal implementation of SPEC §2-4, for the equality test and the benchmark only.
+"""A deliberately literal implementation of docs/model.md §2-4, for the equality test and the benchmark only.
 
 Written the long way on purpose: [B, C, T, H, W] tensors, the encoder run three times per training step
 (once for the JEPA, once per probe, both in train mode), the targets projected again at every unroll step,
@@ -93,7 +93,7 @@ class Reference(nn.Module):
         return self.projector(s.permute(0, 2, 3, 4, 1).reshape(-1, s.shape[1]))
 
     def step_losses(self, video, labels, steps, std_coeff, cov_coeff):
-        """video [B, C, T, H, W] as in SPEC; labels [B, T, 8, 8]."""
+        """video [B, C, T, H, W] as in docs/model.md; labels [B, T, 8, 8]."""
         s = self.encoder(video)
         z = self.project(s)
         std = torch.mean(F.relu(1 - torch.sqrt(z.var(dim=0) + 1e-4)))

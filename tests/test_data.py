@@ -7,6 +7,7 @@ import gzip
 import io
 import os
 import pickle
+import stat
 import struct
 import urllib.error
 import urllib.request
@@ -254,7 +255,8 @@ def test_canonical_is_memory_mapped_and_never_pickled(tmp_path):
 def test_label_cache_is_reused_until_the_file_changes(tmp_path, monkeypatch):
     write_canonical(tmp_path)
     _, val = build_datasets(canonical_cfg(tmp_path), seed=0)
-    assert (tmp_path / "mnist_test_seq.labels.npz").is_file()
+    cache = tmp_path / "mnist_test_seq.labels.npz"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o644  # collaborators sharing JEPA_DATA_DIR read it
     calls = []
     def counting_labeler(frames):
         calls.append(1)
@@ -280,7 +282,8 @@ def test_canonical_download_is_renamed_into_place_when_complete(tmp_path, monkey
     np.save(payload, np.zeros((20, NUM_SEQ, 64, 64), np.uint8))
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload.getvalue()))
     train, _ = build_datasets(canonical_cfg(tmp_path, download=True), seed=0)
-    assert len(train) == 18 and not list(tmp_path.glob("*.part"))
+    assert len(train) == 18 and not list(tmp_path.glob(".*.tmp"))
+    assert stat.S_IMODE((tmp_path / canonical.FILE_NAME).stat().st_mode) == 0o644
 
 
 @pytest.mark.parametrize("content", [b"not a numpy file", np.zeros((20, 4, 32, 32), np.uint8),

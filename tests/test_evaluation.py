@@ -24,7 +24,7 @@ def test_constant_score_ap_is_the_positive_rate():
 
 
 def literal_rollout(model, states, steps):
-    """SPEC §5 as written: every step predicts all frames 2..T-1 from the previous step's sequence."""
+    """docs/model.md §5 as written: every step predicts all frames 2..T-1 from the previous step's sequence."""
     preds, p = [], states
     for _ in range(steps):
         new = model.predict_next(p)

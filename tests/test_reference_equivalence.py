@@ -1,4 +1,4 @@
-"""Our single-encode training step computes exactly what a literal reading of SPEC §2-4 computes.
+"""Our single-encode training step computes exactly what a literal reading of docs/model.md §2-4 computes.
 
 jepa.reference is that literal reading (three encoder passes per step, targets projected at every
 unroll step, 3D-conv detection head). Ours must give the same losses, the same gradients and the same
@@ -38,7 +38,7 @@ def test_single_encode_step_equals_literal_reference(strides, steps):
     copy_weights(reference, model, head, decoder)
     match_reference_bn_updates(model.encoder)
 
-    video = torch.rand(b, dobs, t, size, size, dtype=torch.double)  # SPEC layout
+    video = torch.rand(b, dobs, t, size, size, dtype=torch.double)  # the [B, C, T, H, W] layout of docs/model.md
     labels = (torch.rand(b, t, 8, 8) < 0.1).double()
 
     ref_losses = reference.step_losses(video, labels, steps, std_coeff=10.0, cov_coeff=100.0)

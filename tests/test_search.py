@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from jepa.config import ConfigError
 from jepa.config.resources import sweeps_dir
 from jepa.studies.search.__main__ import main
+from jepa.tracking import NullTracker
 from jepa.studies.search.launch import prepare_study
 from jepa.studies.search.spec import load_sweep, override
 from jepa.studies.search.summary import write_summary
@@ -119,7 +120,7 @@ class FakeTrial:
 
 
 def test_pruning_tracker_reports_each_evaluated_epoch_and_raises_when_told():
-    keep, inner = FakeTrial(prune=False), pytest.importorskip("jepa.tracking").NullTracker()
+    keep, inner = FakeTrial(prune=False), NullTracker()
     tracker = PruningTracker(keep, "val/mAP", inner)
     tracker.log_epoch({"epoch": 1, "train/loss": 3.0})  # not evaluated: nothing to report, no pruning
     tracker.log_epoch({"epoch": 2, "val/mAP": 0.4})

@@ -2,17 +2,24 @@
 
 Activation checkpointing: the same losses, gradients and BatchNorm running statistics as the plain step, in
 float64. Fast mode: the same evaluation numbers as exact mode. channels_last is left alone on CPU.
-torch.compile: applied to the encoder and predictor, without Inductor's channels_last layout on CPU. Its
-numbers are checked by `python -m jepa.performance.bench --modes exact+compile` (losses against the reference); a
-compiled step is not run here, as its CPU backward hung in about 1 run in 5 before the layout was kept.
+torch.compile: applied to the encoder and predictor, without Inductor's channels_last layout on CPU (whose
+backward hung now and then); a compiled step gives the eager step's losses and gradients. The CPU allocator
+choice holds while a run trains and is undone after it.
 """
 
 import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from jepa import private_apis
 from jepa.config import ConfigError
 from jepa.losses import jepa_losses, match_reference_bn_updates, training_losses
 from jepa.models import DetectionHead, PixelDecoder, VideoJEPA
@@ -20,9 +27,10 @@ from jepa.models import lean as lean_module
 from jepa.models.activation_checkpointing import checkpointed
 from jepa.performance import apply_speed_options
 from jepa.performance.bench import compare, measure, mode_overrides
-from jepa.performance.cpu_allocator import caching_allocator, keep_freed_memory, set_cpu_allocator
+from jepa.performance.cpu_allocator import caching_allocator, cpu_allocator
 
 STEPS, STD, COV = 3, 10.0, 100.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_modules(strides=(2, 1, 1), dtype=torch.double, seed=0):
@@ -180,8 +188,7 @@ def test_channels_last_is_a_cuda_option_left_alone_on_cpu(tiny_cfg, caplog):
 
 
 def test_compile_wraps_the_encoder_and_predictor_keeping_the_layout_on_cpu(tiny_cfg, monkeypatch):
-    import torch._inductor.config as inductor_config
-
+    inductor_config = private_apis.inductor_config()
     monkeypatch.setattr(inductor_config, "layout_optimization", True)
     model, head, decoder = tiny_modules(dtype=torch.float)
     apply_speed_options(model, head, decoder, tiny_cfg("training.compile=true").training)
@@ -190,22 +197,72 @@ def test_compile_wraps_the_encoder_and_predictor_keeping_the_layout_on_cpu(tiny_
     assert inductor_config.layout_optimization is False  # no channels_last convolutions on CPU
 
 
-def test_keep_freed_memory_applies_on_glibc():
-    assert keep_freed_memory()
+@pytest.mark.slow  # Inductor compiles the encoder and predictor (about a minute on 2 cores)
+def test_a_compiled_training_step_gives_the_eager_step(tiny_cfg, monkeypatch):
+    monkeypatch.setattr(private_apis.inductor_config(), "layout_optimization", True)
+    eager = step(tiny_modules(dtype=torch.float), dtype=torch.float)
+    compiled_modules = tiny_modules(dtype=torch.float)
+    apply_speed_options(*compiled_modules, tiny_cfg("training.compile=true").training)
+    compiled = step(compiled_modules, dtype=torch.float)
+    for key, value in eager[0].items():
+        torch.testing.assert_close(compiled[0][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    for ours, ref in zip(compiled[1], eager[1], strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-4)
+
+
+FAULTS_SCRIPT = """
+import json, resource, torch
+from jepa.performance.cpu_allocator import cpu_allocator
+
+def faults():  # minor page faults of five 64 MB allocations, each filled then freed
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        x = torch.ones(16 << 20)
+        del x
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults()
+plain = faults()
+with cpu_allocator("reuse") as kind:
+    faults()  # the first allocation in the kept heap faults once
+    kept = faults()
+print(json.dumps({"kind": kind, "plain": plain, "kept": kept, "after": faults()}))
+"""
+
+
+def test_reuse_keeps_freed_memory_while_a_run_trains_and_gives_it_back_after():
+    """In a process of its own: the allocator choice holds inside the block, the C library's default after."""
+    out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.splitlines()[-1])
+    pages = 5 * (64 << 20) // 4096  # every page of every allocation zero-filled again by the kernel
+    assert found["kind"] == "reuse"
+    assert found["plain"] > pages / 2 and found["after"] > pages / 2, found
+    assert found["kept"] < pages / 20, found
 
 
 @pytest.mark.slow  # builds the C++ allocator once (about a minute), then torch caches it
-def test_caching_allocator_reuses_freed_blocks():
-    assert set_cpu_allocator("caching") == "caching"
+@pytest.mark.skipif(shutil.which("ninja") is None or shutil.which("c++") is None,
+                    reason="the caching allocator is built with a C++ compiler and ninja; .ci/run installs both")
+def test_caching_allocator_reuses_freed_blocks_while_a_run_trains():
     stats = caching_allocator().stats
-    x = torch.ones(4 << 20)  # 16 MB: served by the caching allocator
-    reserved = stats()[2]
-    del x
-    for _ in range(3):
-        y = torch.full((4 << 20,), 2.0)
-        assert stats()[2] == reserved and float(y.sum()) == 2.0 * (4 << 20)  # the freed block came back
-        del y
-    assert torch.equal(torch.arange(10).float() @ torch.ones(10), torch.tensor(45.0))  # small: default
+    with cpu_allocator("caching") as kind:
+        assert kind == "caching"
+        x = torch.ones(4 << 20)  # 16 MB: served by the caching allocator
+        reserved = stats()[2]
+        del x
+        for _ in range(3):
+            y = torch.full((4 << 20,), 2.0)
+            assert stats()[2] == reserved and float(y.sum()) == 2.0 * (4 << 20)  # the freed block came back
+            del y
+        assert torch.equal(torch.arange(10).float() @ torch.ones(10), torch.tensor(45.0))  # small: default
+        kept = torch.ones(4 << 20)  # handed out by the caching allocator, freed after it is uninstalled
+    in_use = stats()[0]
+    z = torch.ones(4 << 20)  # after the block: torch's own allocator again
+    assert stats()[0] == in_use and float(z.sum()) == 4 << 20
+    del kept
+    assert stats()[0] == in_use - (16 << 20)  # a block outliving the allocator's scope is still released
 
 
 @pytest.mark.parametrize(

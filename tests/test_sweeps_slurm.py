@@ -148,7 +148,7 @@ def test_scontrol_requeue_resumes_from_the_periodic_checkpoint(slurm_cluster, tm
     sweep, expected = tmp_path / "requeued", uninterrupted(SHORT)
     proc, seconds = run_sweep(sweep, *SHORT, *SLURM, "hydra.launcher.wait=false", "training.checkpoint_minutes=0.05")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "submitted 1 runs" in proc.stdout and seconds < 60  # python, Hydra and one config: no waiting
+    assert "submitted 1 runs" in proc.stdout  # returned once submitted: the job is still queued or running
     run = run_folder(sweep)
     assert [s.state for s in sweep_states(sweep)] in (["pending"], ["running"])
 

@@ -66,8 +66,9 @@ def validate(cfg: DictConfig) -> None:
     from ..data import validate_data_cfg  # the data package owns its own keys' rules
 
     if "sweeps" in cfg:  # a file of sweeps/ that is not a Hydra study lands under the key `sweeps`
-        raise ConfigError("+sweeps", "<an Optuna search>", "+sweeps takes a Hydra study (cov_std, steps, seeds, "
-                          "reference_grid); an Optuna search runs with `python -m jepa.studies.search NAME`")
+        name = cfg.sweeps.get("name", "?") if isinstance(cfg.sweeps, DictConfig) else cfg.sweeps
+        raise ConfigError("+sweeps", name, "a Hydra study (cov_std, steps, seeds, reference_grid); "
+                          f"{name} is an Optuna search: `python -m jepa.studies.search {name}`")
     for key in cfg:
         if key not in TOP_LEVEL:
             raise ConfigError(str(key), "<unknown key>", f"top-level keys are {sorted(TOP_LEVEL - {'hydra'})}")

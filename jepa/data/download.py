@@ -1,11 +1,11 @@
 """Fetching a data file so that a half-written download is never mistaken for the real thing."""
 import http.client
 import logging
-import os
 import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from jepa.atomic_write import atomic_write
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 30  # per connection attempt: an offline cluster node fails fast instead of hanging
@@ -16,16 +16,10 @@ def fetch(url: str, dest: Path) -> None:
 
     Raises OSError (urllib's URLError is one) on any failure; the temporary file is removed.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-    try:
-        log.info("downloading %s -> %s", url, dest)
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            shutil.copyfileobj(response, out, length=1 << 20)
-        os.replace(tmp, dest)  # atomic: concurrent runs see either no file or the whole file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    log.info("downloading %s -> %s", url, dest)
+    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        # atomic: concurrent runs see either no file or the whole file, readable by collaborators
+        atomic_write(dest, lambda out: shutil.copyfileobj(response, out, length=1 << 20))
 
 
 def fetch_first(candidates: list[tuple[str, Path]]) -> Path:

@@ -1,4 +1,4 @@
-"""Moving MNIST generated on the fly with the classic bouncing dynamics (SPEC §1) and exact labels.
+"""Moving MNIST generated on the fly with the classic bouncing dynamics (docs/model.md §1) and exact labels.
 
 Item i of a split is a pure function of (seed, split, i): the same sequence in every worker, epoch and restart.
 """

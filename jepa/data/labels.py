@@ -1,4 +1,4 @@
-"""The reference's contour labels (SPEC §1), computed with scipy.ndimage instead of OpenCV.
+"""The reference's contour labels (docs/model.md §1), computed with scipy.ndimage instead of OpenCV.
 
 Per frame: threshold at (min + max) / 2 (pixel > threshold, like cv2.THRESH_BINARY), take the external
 contours (cv2.RETR_EXTERNAL), and mark the 8x8 cell holding each bounding-box centre. Whole stacks of frames

@@ -1,4 +1,4 @@
-"""The building blocks shared by the encoder and the predictor (SPEC §2): the residual block and the stem."""
+"""The building blocks shared by the encoder and the predictor (docs/model.md §2): the residual block and the stem."""
 
 from torch import Tensor, nn
 

@@ -1,4 +1,4 @@
-"""ResNet5: the per-frame encoder (SPEC §2)."""
+"""ResNet5: the per-frame encoder (docs/model.md §2)."""
 
 from collections.abc import Sequence
 

@@ -1,4 +1,4 @@
-"""The video JEPA: encoder, predictor, projector and the rollouts that tie them together (SPEC §2-3).
+"""The video JEPA: encoder, predictor, projector and the rollouts that tie them together (docs/model.md §2-3).
 
 States are laid out [B, T, C, h, w]: folding time into the batch is then a view, not a copy.
 """

@@ -1,4 +1,4 @@
-"""ResUNet: predicts the next state from the two previous ones (SPEC §2)."""
+"""ResUNet: predicts the next state from the two previous ones (docs/model.md §2)."""
 
 from torch import Tensor, nn
 

@@ -1,4 +1,4 @@
-"""The two probes trained on detached encodings (SPEC §4); they never move the encoder.
+"""The two probes trained on detached encodings (docs/model.md §4); they never move the encoder.
 
 States are laid out [B, T, C, h, w] (time next to batch, so folding time into the batch is a view).
 """

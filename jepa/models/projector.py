@@ -1,4 +1,4 @@
-"""The MLP projector applied to every spatial vector before the losses (SPEC §2)."""
+"""The MLP projector applied to every spatial vector before the losses (docs/model.md §2)."""
 
 from torch import nn
 

@@ -1,7 +1,7 @@
 """Training-step benchmark against the literal reference: `python -m jepa.performance.bench [overrides ...] [options]`.
 
 Times full training steps (forward, backward, Adam) on a synthetic batch of the configured shape, for the
-literal SPEC implementation (jepa.reference, the one tests/test_reference_equivalence.py proves us equal
+literal implementation of docs/model.md (jepa.reference, the one tests/test_reference_equivalence.py proves us equal
 to) and for ours in one or more modes, and prints for each: ms per step, sequences/s, the speed-up and the
 peak-memory ratio against the reference, FLOPs per step, achieved GFLOP/s and its fraction of the fp32
 matmul rate measured in the same process, and the losses of each step (ours exact must equal the

@@ -2,35 +2,18 @@
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..atomic_write import atomic_write
+
 log = logging.getLogger(__name__)
 
 CONFIG, METRICS, RESULTS = "config.yaml", "metrics.jsonl", "results.json"
 CHECKPOINT, GIF, LOG = "checkpoints/last.pt", "rollout.gif", "train.log"
-FILE_MODE = 0o644  # collaborators on a shared filesystem read each other's runs and data
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600 files
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_bytes(obj: Any) -> bytes:

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..runs import atomic_write
+from ..atomic_write import atomic_write
 
 MANIFEST = "manifest.json"
 

@@ -1,4 +1,4 @@
-"""The rollout animation: ground truth, decoded rollout and detection heat-map over it (SPEC §5)."""
+"""The rollout animation: ground truth, decoded rollout and detection heat-map over it (docs/model.md §5)."""
 
 from pathlib import Path
 

@@ -83,11 +83,11 @@ def report(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from .spec import sweep_path
-    from .worker import SPEC, open_study, read_spec
+    from .worker import SEARCH_FILE, open_study, read_spec
 
     study_dir = Path(args.study_dir or OmegaConf.load(sweep_path(args.sweep)).study_dir).resolve()
-    if not (study_dir / SPEC).is_file():
-        raise ConfigError("--study-dir", str(study_dir), f"a study folder (one holding {SPEC})")
+    if not (study_dir / SEARCH_FILE).is_file():
+        raise ConfigError("--study-dir", str(study_dir), f"a study folder (one holding {SEARCH_FILE})")
     spec = read_spec(study_dir)
     summarise(open_study(study_dir, spec), study_dir, spec)
     return 0

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ...config import ConfigError
 from .spec import distributions
-from .worker import JOURNAL, SPEC, run_worker, storage
+from .worker import JOURNAL, SEARCH_FILE, run_worker, storage
 
 log = logging.getLogger("jepa.studies.search")
 
@@ -50,7 +50,7 @@ def prepare_study(spec: DictConfig) -> optuna.Study:
         raise ConfigError(changed[0], json.dumps(identity.get(changed[0], spec.direction)),
                           f"the same as study {spec.name!r} in {study_dir} ({json.dumps(stored.get(changed[0]))}); "
                           "pass --study-dir for a new study")
-    OmegaConf.save(spec, study_dir / SPEC)
+    OmegaConf.save(spec, study_dir / SEARCH_FILE)
     return study
 
 

@@ -19,7 +19,7 @@ import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from ...runs import atomic_write
+from ...atomic_write import atomic_write
 from .spec import override
 
 log = logging.getLogger("jepa.studies.search")

@@ -17,6 +17,7 @@ once. A worker interrupted (Ctrl-C) does the same for its own trial on the way o
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import socket
@@ -37,13 +38,13 @@ from .spec import LOCKS, PRUNERS, SAMPLERS, compose_trial, distributions, overri
 
 log = logging.getLogger("jepa.studies.search")
 
-JOURNAL, SPEC, HEARTBEATS = "journal.log", "search.yaml", "heartbeats"
+JOURNAL, SEARCH_FILE, HEARTBEATS = "journal.log", "search.yaml", "heartbeats"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 HOST = socket.gethostname()
 
 
 def read_spec(study_dir: Path) -> DictConfig:
-    return OmegaConf.load(Path(study_dir) / SPEC)
+    return OmegaConf.load(Path(study_dir) / SEARCH_FILE)
 
 
 def storage(study_dir: Path, spec: DictConfig) -> JournalStorage:
@@ -261,14 +262,28 @@ def fail_and_retry(study: optuna.Study, trial, why: str) -> bool:
     return True
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m jepa.studies.search.worker",
+        description="One search worker on a prepared study folder (python -m jepa.studies.search starts them).")
+    parser.add_argument("study_dir", type=Path, help=f"the study folder (holding {SEARCH_FILE})")
+    parser.add_argument("index", nargs="?", type=int, default=0, help="this worker's number (its sampler seed offset)")
+    parser.add_argument("threads", nargs="?", type=int, help="torch threads for its trials (default: torch's)")
+    args = parser.parse_args(argv)
+    if not (args.study_dir / SEARCH_FILE).is_file():
+        parser.error(f"{args.study_dir} is not a study folder: it holds no {SEARCH_FILE} "
+                     "(python -m jepa.studies.search prepares one)")
+    if args.index < 0 or (args.threads is not None and args.threads < 1):
+        parser.error(f"index must be >= 0 and threads >= 1, got index={args.index} threads={args.threads}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    study_dir, index, threads = Path(argv[0]), int(argv[1]) if len(argv) > 1 else 0, None
-    if len(argv) > 2:
-        threads = int(argv[2])
-    run_worker(study_dir, index, threads)
+    run_worker(args.study_dir, args.index, args.threads)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
