@@ -10,11 +10,11 @@ import os
 import subprocess
 import sys
 import sysconfig
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from jepa.config import compose_config
 from jepa.config.resources import conf_dir, sweeps_dir
@@ -96,7 +96,8 @@ def test_the_wheel_runs_training_and_a_sweep_from_an_empty_folder(tmp_path):
     found = json.loads(python("-c", compose_all).strip().splitlines()[-1])
     for key in ("jepa", "conf", "sweeps"):
         assert found[key].startswith(str(site)), found
-    assert found["studies"] == {"cov_std": "cov_std", "steps": "steps", "seeds": None, "reference_grid": "reference_grid"}
+    assert found["studies"] == {"cov_std": "cov_std", "steps": "steps", "seeds": None,
+                                "reference_grid": "reference_grid"}
 
     tiny = ["experiment=quick", "data.num_train=16", "data.num_val=8", "data.batch_size=8", "model.henc=4",
             "model.hpre=4", "model.dstc=4", "model.steps=1", "training.epochs=1", "training.progress=false",

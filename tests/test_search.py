@@ -16,11 +16,11 @@ from optuna.trial import TrialState
 from jepa.config import ConfigError
 from jepa.config.resources import sweeps_dir
 from jepa.studies.search.__main__ import main
-from jepa.tracking import NullTracker
 from jepa.studies.search.launch import prepare_study
 from jepa.studies.search.spec import load_sweep, override
 from jepa.studies.search.summary import write_summary
 from jepa.studies.search.worker import HEARTBEATS, PruningTracker, is_stale, open_study, retry_stale_trials, run_worker
+from jepa.tracking import NullTracker
 from tests.conftest import TINY
 
 LOW = {"loss.cov_coeff": 1.0, "loss.std_coeff": 0.1}  # small VC loss

@@ -14,7 +14,7 @@ def slurm_cluster():
     Skips where SLURM cannot run here, but fails on CI (CI=true): CI must never skip the real cluster.
     """
     if not slurm_installed():
-        missing = "slurm-wlm and munge are not installed (see .ci/install_slurm.sh)"
+        missing = "slurm-wlm and munge are not installed (see .ci/install_debian_packages.sh)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but {missing}")
         pytest.skip(missing)

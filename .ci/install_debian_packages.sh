@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Install SLURM (slurmctld, slurmd, clients, plugins) and munge from apt on Debian 12, for the local
-# test cluster that tests/slurm/cluster.py starts and stops itself. Idempotent: installs only what is missing.
+# The Debian packages the tests need, installed with apt (Debian 12); idempotent: installs only what is missing.
+# - slurm-wlm, munge: the local SLURM test cluster that tests/slurm/cluster.py starts and stops itself;
+# - g++, ninja-build: torch builds the caching CPU allocator (training.cpu_allocator=caching) with them.
 set -euo pipefail
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
 missing=()
-for package in slurm-wlm munge; do
+for package in slurm-wlm munge g++ ninja-build; do
     installed "$package" || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -16,3 +17,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 slurmctld -V
+c++ --version | head -1
+ninja --version
