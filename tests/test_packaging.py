@@ -14,13 +14,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from jepa.config import compose_config
 from jepa.config.resources import conf_dir, sweeps_dir
 from jepa.studies.search.spec import is_search_file
 
 ROOT = Path(__file__).resolve().parent.parent
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python >= 3.11")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
