@@ -247,8 +247,9 @@ class Trainer:
     def run_epoch(self) -> None:
         cfg = self.cfg
         epoch_index = self.epoch  # 0-based index of the epoch being trained
+        # The last partial batch is trained, as in the reference: ceil(n / batch_size) steps an epoch.
         loader = make_loader(self.train_ds, cfg.data.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch_index,
-                             start_batch=self.batch, num_workers=cfg.data.num_workers, drop_last=True)
+                             start_batch=self.batch, num_workers=cfg.data.num_workers, drop_last=False)
         total = len(loader) + self.batch
         bar = tqdm(self.batches(loader), total=total, initial=self.batch, leave=False,
                    desc=f"epoch {epoch_index + 1}/{cfg.training.epochs}",
