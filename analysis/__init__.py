@@ -2,7 +2,8 @@
 
 Modules: `load` (run folders -> frames), `group` (configurations, the value of a run), `stats` (intervals, paired
 differences, seeds needed), `claims` (the published claims checked), `published` (published table, protocol),
-`tables` (pivot and its Markdown/CSV/LaTeX), `plots` (figures), `report` (`build_report`), `cli` (`python -m analysis`), `bench`.
+`tables` (pivot and its Markdown/CSV/LaTeX), `plots` (figures), `report` (`build_report`), `cli`
+(`python -m analysis`), `bench`.
 """
 
 from analysis.load import Sweep, load_runs

@@ -9,9 +9,20 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.claims import (CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE, SUPPORTED, check_claims,
-                             check_cov_std, check_horizon, check_saturation, check_steps_gain, claims_markdown,
-                             combine, top_two)
+from analysis.claims import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    NOT_APPLICABLE,
+    SUPPORTED,
+    check_claims,
+    check_cov_std,
+    check_horizon,
+    check_saturation,
+    check_steps_gain,
+    claims_markdown,
+    combine,
+    top_two,
+)
 
 COV, STD, STEPS = "loss.cov_coeff", "loss.std_coeff", "model.steps"
 

@@ -7,8 +7,17 @@ import math
 
 import pytest
 
-from analysis.stats import (Difference, bootstrap_interval, difference_text, interval, interval_text,
-                            paired_difference, seeds_needed, t_interval, welch_difference)
+from analysis.stats import (
+    Difference,
+    bootstrap_interval,
+    difference_text,
+    interval,
+    interval_text,
+    paired_difference,
+    seeds_needed,
+    t_interval,
+    welch_difference,
+)
 
 
 def test_t_interval_of_three_seeds():
