@@ -111,6 +111,16 @@ def _save(fig, path: Path, paths: dict | None = None) -> Path:
     return path
 
 
+def display_path(path) -> str:
+    """`path` relative to the working directory when it lies under it (reports stay free of machine paths),
+    else as it is."""
+    path = Path(path)
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def config_intervals(selected: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
     """`configs` (best first) with the 95% t-interval of each configuration's mean."""
     out = configs.copy()
@@ -145,6 +155,7 @@ def _copy_best_rollout(sweep: Sweep, selected: pd.DataFrame, metric: str, goal: 
 def _runs_frame(sweep: Sweep, selected: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
     """One row per run: status, reason, configuration, the varying keys and the value that counts."""
     runs = sweep.runs[["run", "status", "reason", "epochs_completed", "epochs", "config", *keys, "path"]].copy()
+    runs["path"] = [display_path(p) for p in runs["path"]]
     runs.insert(5, metric, runs["run"].map(selected[metric]) if metric in selected else float("nan"))
     return runs
 
@@ -173,7 +184,7 @@ def _report_md(sweep: Sweep, selected: pd.DataFrame, configs: pd.DataFrame, tabl
     which = "the final epoch" if table.select == "final" else f"each run's best epoch ({goal})"
     md = ["# Sweep report", "",
           f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from "
-          + ", ".join(f"`{f}`" for f in sweep.folders) + ".",
+          + ", ".join(f"`{display_path(f)}`" for f in sweep.folders) + ".",
           f"{len(sweep.runs)} run folder(s): " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none")
           + f". Each run counts with its {metric} at {which}; seeds of one configuration are grouped.", "",
           method_text(), "", "Figures are in PNG and PDF (same name, `.pdf`).", ""]

@@ -541,3 +541,12 @@ def test_report_has_the_claims_section(grid_report):
     configs = pd.read_csv(grid_report["configs.csv"])
     assert configs.loc[0, "config"] == "cov_coeff=100, std_coeff=10"
     assert configs.loc[0, "ci_low"] == pytest.approx(0.554276, abs=1e-6)
+
+
+def test_report_names_folders_relative_to_the_working_directory(tmp_path, monkeypatch):
+    root = tmp_path / "study"
+    write_grid(root, {(1, 1): [0.2, 0.4]})
+    monkeypatch.chdir(tmp_path)
+    paths = build_report(["study"], out=tmp_path / "out")
+    assert "from `study`." in paths["report"].read_text() and str(tmp_path) not in paths["report"].read_text()
+    assert pd.read_csv(paths["runs.csv"])["path"].tolist() == ["study/0", "study/1"]
