@@ -114,11 +114,15 @@ def interval(values, level: float = LEVEL, method: str = "t") -> Interval:
     raise ValueError(f"method must be t, bootstrap or auto, not {method!r}")
 
 
+def _pairs(values) -> list[tuple]:
+    """(seed, value) pairs from a mapping or an iterable of pairs."""
+    return list(values.items()) if isinstance(values, dict) else list(values)
+
+
 def _by_seed(values) -> dict | None:
     """{seed: value} from a mapping or (seed, value) pairs, finite values only; None when a seed repeats."""
-    pairs = list(values.items()) if isinstance(values, dict) else list(values)
     out = {}
-    for seed, value in pairs:
+    for seed, value in _pairs(values):
         if value is None or not np.isfinite(value):
             continue
         if seed in out:
@@ -149,10 +153,6 @@ def paired_difference(a, b, level: float = LEVEL) -> Difference:
     xa = finite(sa.values() if sa is not None else [v for _, v in _pairs(a)])
     xb = finite(sb.values() if sb is not None else [v for _, v in _pairs(b)])
     return welch_difference(xa, xb, level, note)
-
-
-def _pairs(values):
-    return list(values.items()) if isinstance(values, dict) else list(values)
 
 
 def welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
