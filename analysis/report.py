@@ -1,4 +1,5 @@
-"""Turn sweep folders into a report folder: tables, figures, the best run's rollout and report.md."""
+"""Turn sweep folders into a report folder: tables, figures (PNG and PDF), the study's claims checked, the best
+run's rollout and report.md."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.claims import Check, check_claims, claims_markdown, seed_values, top_two
 from analysis.group import add_configs, infer_goal, select_records, summarise_configs, varying_keys
 from analysis.load import Sweep, find_optuna_studies, load_runs, progress_text
 from analysis.plots import ap_keys, plot_ap_horizon, plot_curves, plot_heatmap
+from analysis.published import published_table_markdown
+from analysis.stats import fmt, interval_text, method_text, t_interval
 from analysis.tables import PivotTable, facet_title, pivot, to_csv, to_latex, to_markdown, to_values_frame
 
 DPI = 130
 # What build_report writes; cleared first so a rebuilt report keeps no file from an earlier one.
-OUTPUTS = ("report.md", "runs.csv", "table.md", "table.csv", "table.tex", "table_values.csv", "heatmap*.png",
-           "ap_horizon*.png", "curves.png", "rollout_best.gif")
+OUTPUTS = ("report.md", "runs.csv", "table.md", "table.csv", "table.tex", "table_values.csv", "claims.csv",
+           "configs.csv", "heatmap*.png", "heatmap*.pdf", "ap_horizon*.png", "ap_horizon*.pdf", "curves.png",
+           "curves.pdf", "rollout_best.gif")
 MAX_CURVES = 12  # configurations drawn in the training curves: the best ones, beyond that lines blur
 
 
@@ -47,14 +52,22 @@ def build_report(folders, out=None, rows: str = "loss.cov_coeff", cols: str = "l
     for i, grid in enumerate(table.grids):
         width = len(str(len(table.grids)))
         name = "heatmap.png" if len(table.grids) == 1 else f"heatmap_{i + 1:0{width}d}.png"
-        paths[name] = _save(plot_heatmap(grid, table, digits), out / name)
+        _save(plot_heatmap(grid, table, digits), out / name, paths)
     for full_protocol in (False, True) if full else (False,):
         name = "ap_horizon_full.png" if full_protocol else "ap_horizon.png"
-        paths[name] = _save(plot_ap_horizon(selected, metric, hue, goal, full_protocol), out / name)
+        _save(plot_ap_horizon(selected, metric, hue, goal, full_protocol), out / name, paths)
     configs = summarise_configs(selected, metric, goal)
     shown = set(configs["config"][:MAX_CURVES]) if len(configs) > MAX_CURVES else None
     curve_configs = None if shown is None else [c for c in dict.fromkeys(sweep.runs["config"]) if c in shown]
-    paths["curves.png"] = _save(plot_curves(sweep.epochs, sweep.runs, configs=curve_configs), out / "curves.png")
+    _save(plot_curves(sweep.epochs, sweep.runs, configs=curve_configs), out / "curves.png", paths)
+    claims = check_claims(selected, keys, metric, digits)
+    paths["claims.csv"] = out / "claims.csv"
+    pd.DataFrame([{"claim": c.number, "statement": c.statement, "verdict": c.verdict, "context": check.context,
+                   "context_verdict": check.verdict, "evidence": check.evidence}
+                  for c in claims for check in (c.checks or [Check("", c.verdict, c.summary)])]
+                 ).to_csv(paths["claims.csv"], index=False)
+    paths["configs.csv"] = out / "configs.csv"
+    config_intervals(selected, configs, metric).to_csv(paths["configs.csv"], index=False)
     best_run = _copy_best_rollout(sweep, selected, metric, goal, out)
     if best_run:
         paths["rollout_best.gif"] = out / "rollout_best.gif"
@@ -63,7 +76,7 @@ def build_report(folders, out=None, rows: str = "loss.cov_coeff", cols: str = "l
     _runs_frame(sweep, selected, metric, keys).to_csv(paths["runs.csv"], index=False)
     paths["report"] = out / "report.md"
     paths["report"].write_text(_report_md(sweep, selected, configs, table, paths, best_run, metric, goal, hue,
-                                          digits, optuna_md))
+                                          digits, optuna_md, claims, keys))
     return paths
 
 
@@ -88,9 +101,34 @@ def _copy_optuna_studies(studies: list[Path], out: Path, paths: dict[str, Path])
     return md
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, paths: dict | None = None) -> Path:
+    """Write the figure as PNG (`path`) and as PDF beside it; record both in `paths`."""
     fig.savefig(path, dpi=DPI)
+    pdf = path.with_suffix(".pdf")
+    fig.savefig(pdf)
+    if paths is not None:
+        paths[path.name], paths[pdf.name] = path, pdf
     return path
+
+
+def display_path(path) -> str:
+    """`path` relative to the working directory when it lies under it (reports stay free of machine paths),
+    else as it is."""
+    path = Path(path)
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def config_intervals(selected: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """`configs` (best first) with the 95% t-interval of each configuration's mean."""
+    out = configs.copy()
+    intervals = [t_interval(selected.loc[selected["config"] == c, metric]) if metric in selected else None
+                 for c in configs["config"]]
+    out.insert(3, "ci_low", [iv.low if iv else float("nan") for iv in intervals])
+    out.insert(4, "ci_high", [iv.high if iv else float("nan") for iv in intervals])
+    return out
 
 
 def _write_tables(table: PivotTable, out: Path, digits: int) -> dict[str, Path]:
@@ -117,6 +155,7 @@ def _copy_best_rollout(sweep: Sweep, selected: pd.DataFrame, metric: str, goal: 
 def _runs_frame(sweep: Sweep, selected: pd.DataFrame, metric: str, keys: list[str]) -> pd.DataFrame:
     """One row per run: status, reason, configuration, the varying keys and the value that counts."""
     runs = sweep.runs[["run", "status", "reason", "epochs_completed", "epochs", "config", *keys, "path"]].copy()
+    runs["path"] = [display_path(p) for p in runs["path"]]
     runs.insert(5, metric, runs["run"].map(selected[metric]) if metric in selected else float("nan"))
     return runs
 
@@ -139,39 +178,61 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _report_md(sweep: Sweep, selected: pd.DataFrame, configs: pd.DataFrame, table: PivotTable, paths: dict,
-               best_run: str | None, metric: str, goal: str, hue: str, digits: int, optuna_md: list[str]) -> str:
+               best_run: str | None, metric: str, goal: str, hue: str, digits: int, optuna_md: list[str],
+               claims=(), keys=()) -> str:
     counts = sweep.runs["status"].value_counts()
     which = "the final epoch" if table.select == "final" else f"each run's best epoch ({goal})"
     md = ["# Sweep report", "",
           f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from "
-          + ", ".join(f"`{f}`" for f in sweep.folders) + ".",
+          + ", ".join(f"`{display_path(f)}`" for f in sweep.folders) + ".",
           f"{len(sweep.runs)} run folder(s): " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none")
-          + f". Each run counts with its {metric} at {which}; seeds of one configuration are grouped.", ""]
+          + f". Each run counts with its {metric} at {which}; seeds of one configuration are grouped.", "",
+          method_text(), "", "Figures are in PNG and PDF (same name, `.pdf`).", ""]
+
+    md += ["## Claims of the published study", "",
+           ("Each claim is checked on these runs where its keys vary: **supported** or **contradicted** when a 95% "
+            "interval excludes zero in one direction, **inconclusive** when it does not (or a single seed gives no "
+            "interval), **not applicable** when the runs do not vary what the claim is about."), ""]
+    md += claims_markdown(list(claims))
+    if claims and claims[0].verdict != "not applicable":
+        md += ["Published mAP (cov_coeff x std_coeff; published model, canonical data, 50 epochs):", "",
+               published_table_markdown()]
 
     md += [f"## {metric} by {table.rows} × {table.cols}", ""]
     if table.grids:
         md += [to_markdown(table, digits),
                "Also as " + ", ".join(f"[{n}]({n})" for n in ("table.csv", "table.tex", "table_values.csv"))
                + ".", ""]
-        heatmaps = [n for n in paths if n.startswith("heatmap")]
-        md += [f"![heat map {facet_title(g.facet)}]({n})\n".replace(" ]", "]") for n, g in zip(heatmaps, table.grids)]
+        heatmaps = [n for n in paths if n.startswith("heatmap") and n.endswith(".png")]
+        md += [f"![heat map {facet_title(g.facet)}]({n}) ([PDF]({n[:-4]}.pdf))\n".replace(" ]", "]")
+               for n, g in zip(heatmaps, table.grids)]
     else:
         md += [f"- {note}" for note in table.notes] + [""]
 
-    md += ["## Configurations", "", f"Best first by mean {metric}.", ""]
-    md += _md_table(["configuration", metric, "n", "runs"], [
-        [c.config, f"{c.mean:.{digits}f} ± {'–' if c.std != c.std else f'{c.std:.{digits}f}'}", c.n, c.runs]
-        for c in configs.itertuples()]) + [""]
+    md += ["## Configurations", "", (f"Best first by mean {metric}; 95% t-interval of the mean over seeds "
+                                     "(also in [configs.csv](configs.csv))."), ""]
+    rows = []
+    for c in configs.itertuples():
+        iv = t_interval(selected.loc[selected["config"] == c.config, metric]) if metric in selected else None
+        rows.append([c.config, f"{fmt(c.mean, digits)} ± {fmt(c.std, digits)}",
+                     interval_text(iv, digits) if iv else "[–]", c.n, c.runs])
+    md += _md_table(["configuration", f"{metric} mean ± std", "95% interval", "n", "runs"], rows) + [""]
+    top = _top_configs(selected, configs, metric, goal, digits)
+    if top:
+        md += [top, ""]
 
     md += ["## AP against prediction horizon", "",
-           f"One line per {hue} value (the best configuration by {metric} where several share it), band ±1 std "
-           "over seeds; copy-last and chance baselines are means over the plotted runs.", ""]
-    md += [f"![AP against horizon]({n})\n" for n in ("ap_horizon.png", "ap_horizon_full.png") if n in paths]
+           (f"One line per {hue} value (the best configuration by {metric} where several share it), band: 95% "
+            "t-interval of the seed mean; copy-last (with its band) and chance baselines are means over the "
+            "plotted runs."), ""]
+    md += [f"![AP against horizon]({n}) ([PDF]({n[:-4]}.pdf))\n" for n in ("ap_horizon.png", "ap_horizon_full.png")
+           if n in paths]
     if not ap_keys(selected.columns):
         md.append("No run logged val/AP_k.")
     curves_note = (f"The {MAX_CURVES} best of {len(configs)} configurations by {metric}." if len(configs) > MAX_CURVES
                    else "Every configuration with a finished run.")
-    md += ["", "## Training curves", "", curves_note, "", "![training curves](curves.png)", ""]
+    md += ["", "## Training curves", "", curves_note + " Band: 95% t-interval over seeds.", "",
+           "![training curves](curves.png) ([PDF](curves.pdf))", ""]
 
     md += ["## Rollout of the best run", ""]
     if best_run:
@@ -188,3 +249,15 @@ def _report_md(sweep: Sweep, selected: pd.DataFrame, configs: pd.DataFrame, tabl
                       for r in problems.to_dict("records")]) if len(problems) else ["None."]) + [""]
 
     return "\n".join(md + optuna_md)
+
+
+def _top_configs(selected: pd.DataFrame, configs: pd.DataFrame, metric: str, goal: str, digits: int) -> str:
+    """Whether the two best configurations are separable, and the seeds that would separate them."""
+    if metric not in selected or len(configs) < 2:
+        return ""
+    cells = {c: seed_values(selected[selected["config"] == c], metric) for c in configs["config"]}
+    top = top_two(cells, goal)
+    if top is None:
+        return ""
+    text = top.text(lambda c: f"`{c}`", digits)
+    return text[0].upper() + text[1:]

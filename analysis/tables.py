@@ -1,7 +1,11 @@
 """The pivot table (rows key x columns key, one cell per configuration) and its Markdown, CSV and LaTeX.
 
-Each cell is mean ± sample std (ddof=1) over the seeds of one configuration, with n. When keys other than the
-rows and columns also vary, there is one grid per combination of them (a facet), each with its own best cell.
+Each cell is mean ± sample std (ddof=1) over the seeds of one configuration, its 95% t-interval and n. The
+best cell is bold only when the interval of its difference from the runner-up (paired over shared seeds, else
+Welch) excludes zero; otherwise it is marked † and a note says the top cells are not separable at this n.
+When the runs follow the published protocol, a cov_coeff x std_coeff cell also shows the published value.
+When keys other than the rows and columns also vary, there is one grid per combination of them (a facet), each
+with its own best cell.
 """
 
 from __future__ import annotations
@@ -14,10 +18,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis.group import format_value, short_names, sort_values, spread
+from analysis.group import format_value, short_names, sort_values
+from analysis.published import protocol_mismatches, published_cov_std
+from analysis.stats import LEVEL, interval_text, t_interval
 
-SINGLE_SEED_NOTE = "± –: a single seed (n=1), so no spread."
-SPREAD_NOTE = "Spread: sample standard deviation over seeds (ddof=1); n: number of seeds."
+SINGLE_SEED_NOTE = "± – [–]: a single seed (n=1), so no spread and no interval."
+SPREAD_NOTE = ("Cells: mean ± sample standard deviation over seeds (ddof=1), [95% t-interval of the mean: "
+               "mean ± t(n-1)·s/√n], n: number of seeds.")
+BEST_NOTE = ("Bold: the best mean, separable from the runner-up (the 95% interval of their difference, paired "
+             "over shared seeds or else Welch, excludes zero). †: the best mean when it is not separable from "
+             "the runner-up at this n.")
 
 
 @dataclass
@@ -29,6 +39,17 @@ class Grid:
     std: pd.DataFrame
     n: pd.DataFrame
     best: pd.DataFrame  # bool: the best mean of this grid (ties all marked)
+    low: pd.DataFrame = None  # the 95% t-interval of each cell's mean (NaN for n < 2)
+    high: pd.DataFrame = None
+    values: dict = field(default_factory=dict)  # (row, col) -> [(seed, value)]
+    top: object = None  # claims.TopTwo of the best and runner-up cells, None with fewer than two cells
+    published: pd.DataFrame = None  # published value per cell when the runs follow the published protocol
+    protocol: list = field(default_factory=list)  # how the runs differ from the published protocol
+
+    @property
+    def separable(self) -> bool:
+        """Whether the best cell is separable from the runner-up (a single cell never is)."""
+        return bool(self.top is not None and self.top.separable and self.best.values.sum() == 1)
 
 
 @dataclass
@@ -57,26 +78,42 @@ def pivot(selected: pd.DataFrame, rows: str, cols: str, metric: str, facet_keys=
                            + _list(lacking.index))
     selected = selected.drop(lacking.index)
     facet_keys = [k for k in facet_keys if k not in (rows, cols)]
+    seeds = selected["seed"] if "seed" in selected else pd.Series(list(selected.index), index=selected.index)
     cells: dict[tuple, dict[tuple, list]] = {}
-    for record in selected[[*facet_keys, rows, cols, metric]].itertuples(index=False):
+    runs: dict[tuple, list] = {}
+    for record, seed, run in zip(selected[[*facet_keys, rows, cols, metric]].itertuples(index=False), seeds,
+                                 selected.index):
         *facet, row, col, value = record
         row, col = (format_value(v) if isinstance(v, tuple) else v for v in (row, col))  # no MultiIndex
-        cells.setdefault(tuple(facet), {}).setdefault((row, col), []).append(value)
+        cells.setdefault(tuple(facet), {}).setdefault((row, col), []).append((seed, value))
+        runs.setdefault(tuple(facet), []).append(run)
+    lookup = published_cov_std(rows, cols) if metric == "val/mAP" else None
     for facet in sort_values(cells):
-        table.grids.append(_grid(dict(zip(facet_keys, facet)), cells[facet], goal))
+        mismatches = protocol_mismatches(selected.loc[runs[facet]]) if lookup else []
+        published = lookup if lookup and not mismatches else None
+        table.grids.append(_grid(dict(zip(facet_keys, facet)), cells[facet], goal, published, mismatches))
     return table
 
 
-def _grid(facet: dict, cells: dict, goal: str) -> Grid:
+def _grid(facet: dict, cells: dict, goal: str, published=None, protocol=()) -> Grid:
+    from analysis.claims import top_two  # claims uses the tables' helpers: import late
+
     row_values = sort_values(r for r, _ in cells)
     col_values = sort_values(c for _, c in cells)
-    frames = {name: pd.DataFrame(np.nan, index=row_values, columns=col_values) for name in ("mean", "std", "n")}
-    for (row, col), values in cells.items():
-        for name, number in zip(("mean", "std", "n"), spread(values)):
+    names = ("mean", "std", "n", "low", "high")
+    frames = {name: pd.DataFrame(np.nan, index=row_values, columns=col_values) for name in names}
+    for (row, col), pairs in cells.items():
+        iv = t_interval([v for _, v in pairs], LEVEL)
+        for name, number in zip(names, (iv.mean, iv.std, iv.n, iv.low, iv.high)):
             frames[name].loc[row, col] = number
     mean = frames["mean"]
     target = mean.max().max() if goal == "max" else mean.min().min()
-    return Grid(facet, mean, frames["std"], frames["n"].fillna(0).astype(int), mean == target)
+    pub = None
+    if published is not None:
+        pub = pd.DataFrame([[published(r, c) for c in col_values] for r in row_values], index=row_values,
+                           columns=col_values, dtype=float)
+    return Grid(facet, mean, frames["std"], frames["n"].fillna(0).astype(int), mean == target, frames["low"],
+                frames["high"], dict(cells), top_two(cells, goal), pub, list(protocol))
 
 
 def _list(index, limit: int = 5) -> str:
@@ -89,20 +126,37 @@ def facet_title(facet: dict) -> str:
     return ", ".join(f"{k}={format_value(v)}" for k, v in facet.items())
 
 
-# How each format writes a cell: (plus-minus, bold, seed count); CSV reuses the Markdown style.
-MARKDOWN = (" ± ", "**{}**", " (n={})")
-LATEX = (" $\\pm$ ", "\\textbf{{{}}}", " {{\\scriptsize ({})}}")
+# How each format writes a cell: (plus-minus, bold, seed count, interval, not-separable mark, published);
+# CSV reuses the Markdown style.
+MARKDOWN = (" ± ", "**{}**", " (n={})", " {}", "†", " · pub {}")
+LATEX = (" $\\pm$ ", "\\textbf{{{}}}", " {{\\scriptsize ({})}}", " {{\\scriptsize {}}}", "$^\\dagger$",
+         " {{\\scriptsize pub {}}}")
+
+
+def cell_interval(grid: Grid, row, col):
+    """The cell's stats.Interval (from the grid's frames)."""
+    from analysis.stats import Interval
+
+    return Interval(grid.mean.loc[row, col], grid.std.loc[row, col], int(grid.n.loc[row, col]),
+                    grid.low.loc[row, col], grid.high.loc[row, col], "t" if grid.n.loc[row, col] > 1 else "none")
 
 
 def _cell_text(grid: Grid, row, col, digits: int, style) -> str:
-    """'0.607 ± 0.012 (n=3)' in `style`, bold when best; '' for a configuration without runs."""
+    """'0.607 ± 0.012 [0.577, 0.637] (n=3)' in `style`, bold when the separable best, † when the best but not
+    separable; the published value after it when the grid has one; '' for a configuration without runs."""
     n = grid.n.loc[row, col]
     if n == 0:
         return ""
-    plus_minus, bold, count = style
+    plus_minus, bold, count, interval, dagger, published = style
     std = grid.std.loc[row, col]
     value = f"{grid.mean.loc[row, col]:.{digits}f}{plus_minus}{'–' if math.isnan(std) else f'{std:.{digits}f}'}"
-    return (bold.format(value) if grid.best.loc[row, col] else value) + count.format(n)
+    text = bold.format(value) if grid.best.loc[row, col] and grid.separable else value
+    if grid.best.loc[row, col] and not grid.separable and grid.top is not None:
+        text += dagger
+    text += interval.format(interval_text(cell_interval(grid, row, col), digits)) + count.format(n)
+    if grid.published is not None and not math.isnan(grid.published.loc[row, col]):
+        text += published.format(f"{grid.published.loc[row, col]:.{digits}f}")
+    return text
 
 
 def _lines(table: PivotTable, grid: Grid, digits: int, style) -> list[list[str]]:
@@ -120,7 +174,7 @@ def _corner(table: PivotTable) -> str:
 def caption(table: PivotTable) -> str:
     which = "at the final epoch" if table.select == "final" else f"at each run's best epoch ({table.goal})"
     return (f"{table.metric} {which}; rows {table.rows}, columns {table.cols}; "
-            f"mean ± std over seeds (n); best in bold.")
+            f"mean ± std [95% t-interval] (n seeds); bold: separable best, †: best mean, not separable.")
 
 
 def _has_single_seed(table: PivotTable) -> bool:
@@ -136,13 +190,43 @@ def to_markdown(table: PivotTable, digits: int = 3) -> str:
         header, *rows = _lines(table, grid, digits, MARKDOWN)
         out += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
         out += ["| " + " | ".join(row) + " |" for row in rows] + [""]
-    out += [f"- {note}" for note in _footnotes(table)]
+    out += [f"- {note}" for note in _footnotes(table, digits)]
     return "\n".join(out) + "\n"
 
 
-def _footnotes(table: PivotTable) -> list[str]:
-    notes = [SPREAD_NOTE, "Empty cell: no finished run of that configuration."]
-    return notes + ([SINGLE_SEED_NOTE] if _has_single_seed(table) else []) + table.notes
+def _footnotes(table: PivotTable, digits: int = 3) -> list[str]:
+    notes = [SPREAD_NOTE, BEST_NOTE, "Empty cell: no finished run of that configuration."]
+    notes += [SINGLE_SEED_NOTE] if _has_single_seed(table) else []
+    notes += [separation_note(grid, table, digits) for grid in table.grids]
+    notes += [published_note(grid) for grid in table.grids[:1] if published_note(grid)]
+    return [n for n in notes if n] + table.notes
+
+
+def separation_note(grid: Grid, table: PivotTable, digits: int = 3) -> str:
+    """Whether the best cell of `grid` is separable from the runner-up, with the numbers."""
+    if grid.top is None:
+        return ""
+    names = short_names([table.rows, table.cols])
+
+    def label(key) -> str:
+        return f"{names[table.rows]}={format_value(key[0])}, {names[table.cols]}={format_value(key[1])}"
+
+    where = f"{facet_title(grid.facet)}: " if grid.facet else ""
+    text = grid.top.text(label, digits)
+    if not grid.separable:
+        text = text.replace("; not separable at this n", "; the top cells are not separable at this n")
+    if grid.best.values.sum() > 1:
+        text += " (the best mean is tied)"
+    return where + text[0].upper() + text[1:]
+
+
+def published_note(grid: Grid) -> str:
+    if grid.published is not None:
+        return "pub: the published value (the runs follow the published protocol)."
+    if grid.protocol:
+        return ("No published values beside the cells: the runs differ from the published protocol in "
+                + "; ".join(grid.protocol[:6]) + ("; ..." if len(grid.protocol) > 6 else "") + ".")
+    return ""
 
 
 def to_csv(table: PivotTable, digits: int = 3) -> str:
@@ -158,15 +242,22 @@ def to_csv(table: PivotTable, digits: int = 3) -> str:
 
 
 def to_values_frame(table: PivotTable) -> pd.DataFrame:
-    """Long form for machines: facet keys, rows key, columns key, mean, std, n, best (full precision)."""
+    """Long form for machines: facet keys, rows key, columns key, mean, std, n, the 95% t-interval, best
+    (highest mean), separable (best and separable from the runner-up), published (full precision)."""
     records = []
     for grid in table.grids:
         for row in grid.mean.index:
             for col in grid.mean.columns:
                 if grid.n.loc[row, col]:
+                    best = bool(grid.best.loc[row, col])
                     records.append({**grid.facet, table.rows: row, table.cols: col,
                                     "mean": grid.mean.loc[row, col], "std": grid.std.loc[row, col],
-                                    "n": int(grid.n.loc[row, col]), "best": bool(grid.best.loc[row, col])})
+                                    "n": int(grid.n.loc[row, col]), "ci_low": grid.low.loc[row, col],
+                                    "ci_high": grid.high.loc[row, col],
+                                    "ci_method": "t" if grid.n.loc[row, col] > 1 else "none",
+                                    "best": best, "separable_best": best and grid.separable,
+                                    "published": (grid.published.loc[row, col] if grid.published is not None
+                                                  else math.nan)})
     return pd.DataFrame.from_records(records)
 
 

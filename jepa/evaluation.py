@@ -70,14 +70,15 @@ class Evaluator:
         self.probe_sums["dec_mse"] += F.mse_loss(decoder(states), video).item() * len(video)
         self.sequences += len(video)
 
-        truth_scores = torch.sigmoid(truth_logits)
+        # AP ranks the raw logits, as the reference does: sigmoid is monotone, so the ranking is the same,
+        # except that float32 sigmoid rounds logits above about +5 into ties and would change AP.
         for k, predicted in enumerate(rollout):
             target = labels[:, k + 2 :].cpu().numpy()
             scores = {
-                "model": torch.sigmoid(head(predicted)),
+                "model": head(predicted),
                 # The last real context frame of frame j at horizon k is j - k - 1.
-                "copy_last": truth_scores[:, 1 : t - 1 - k],
-                "chance": torch.full_like(truth_scores[:, k + 2 :], 0.5),
+                "copy_last": truth_logits[:, 1 : t - 1 - k],
+                "chance": torch.zeros_like(truth_logits[:, k + 2 :]),  # one constant score: AP = positive rate
             }
             for method, s in scores.items():
                 s = s.float().cpu().numpy()

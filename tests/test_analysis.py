@@ -18,6 +18,7 @@ from analysis import build_report, load_runs  # noqa: E402
 from analysis.cli import main  # noqa: E402
 from analysis.group import add_configs, select_records, summarise_configs  # noqa: E402
 from analysis.plots import plot_ap_horizon, plot_curves, plot_heatmap  # noqa: E402
+from analysis.published import protocol_mismatches  # noqa: E402
 from analysis.tables import pivot  # noqa: E402
 
 # Final val/mAP per (cov_coeff, std_coeff) and seed; hand-computed mean, sample std (ddof=1), n below.
@@ -114,15 +115,17 @@ def grid_report(sweep_dir):
 
 
 def parse_cell(text: str):
-    """'**0.620 ± 0.026** (n=3)' -> (0.62, 0.026, 3, True); '0.520 ± – (n=1)' -> (0.52, nan, 1, False)."""
-    match = re.fullmatch(r"(\*\*)?([\d.]+) ± ([\d.]+|–)(\*\*)? \(n=(\d+)\)", text.strip())
+    """'**0.620 ± 0.026** [0.554, 0.686] (n=3)' -> (0.62, 0.026, 3, bold True, dagger False, '[0.554, 0.686]');
+    '0.520 ± – [–] (n=1)' -> (0.52, nan, 1, False, False, '[–]')."""
+    match = re.fullmatch(r"(\*\*)?([\d.]+) ± ([\d.]+|–)(\*\*)?(†)? (\[[^\]]*\]) \(n=(\d+)\)", text.strip())
     assert match, text
     std = math.nan if match.group(3) == "–" else float(match.group(3))
-    return float(match.group(2)), std, int(match.group(5)), bool(match.group(1))
+    return (float(match.group(2)), std, int(match.group(7)), bool(match.group(1)), bool(match.group(5)),
+            match.group(6))
 
 
 def assert_cell(actual, expected, digits=3):
-    mean, std, n, _ = actual
+    mean, std, n = actual[:3]
     assert mean == pytest.approx(expected[0], abs=0.5 * 10**-digits)
     assert (math.isnan(std) and math.isnan(expected[1])) or std == pytest.approx(expected[1], abs=0.5 * 10**-digits)
     assert n == expected[2]
@@ -153,11 +156,33 @@ def test_table_markdown_cells_are_seed_means_spreads_and_counts(grid_report):
     assert set(cells) == {(str(r), str(c)) for r in (1, 100) for c in (1, 10)}
     for (row, col), expected in EXPECTED.items():
         assert_cell(parse_cell(cells[str(row), str(col)]), expected)
-    bold = [key for key, text in cells.items() if parse_cell(text)[3]]
-    assert bold == [("100", "10")]
-    assert "**0.620 ± 0.026** (n=3)" in cells["100", "10"]
-    assert cells["100", "1"] == "0.520 ± – (n=1)"
-    assert "a single seed (n=1)" in paths["table.md"].read_text()
+    # The best mean (100, 10) is not separable from the runner-up (100, 1), a single seed: † and no bold.
+    assert [key for key, text in cells.items() if parse_cell(text)[3]] == []
+    assert [key for key, text in cells.items() if parse_cell(text)[4]] == [("100", "10")]
+    # t-intervals: 0.3 ± 4.3027 * 0.1 / sqrt(3) = [0.052, 0.548]; 0.62 ± 4.3027 * 0.026458 / sqrt(3) = [0.554, 0.686]
+    assert cells["1", "1"] == "0.300 ± 0.100 [0.052, 0.548] (n=3)"
+    assert cells["100", "10"] == "0.620 ± 0.026† [0.554, 0.686] (n=3)"
+    assert cells["100", "1"] == "0.520 ± – [–] (n=1)"
+    text = paths["table.md"].read_text()
+    assert "a single seed (n=1), so no spread and no interval" in text
+    assert ("Best cov_coeff=100, std_coeff=10 vs runner-up cov_coeff=100, std_coeff=1: +0.100 [–] "
+            "(no interval: n = 3 and 1; fewer than two shared seeds); the top cells are not separable at this n") in text
+    assert "No published values beside the cells: the runs differ from the published protocol" in text
+
+
+def test_a_separable_best_cell_is_bold(tmp_path):
+    # paired over seeds 1-3: differences 0.08, 0.06, 0.09 -> +0.077 [+0.039, +0.115], which excludes zero
+    root = tmp_path / "sweep"
+    write_grid(root, {(100, 1): [0.52, 0.55, 0.56], (100, 10): [0.60, 0.61, 0.65], (1, 1): [0.2, 0.3, 0.4]})
+    paths = build_report([root])
+    text = paths["table.md"].read_text()
+    cells = markdown_grid(text)
+    assert cells["100", "10"] == "**0.620 ± 0.026** [0.554, 0.686] (n=3)"
+    assert cells["1", "10"] == ""  # no run of that configuration
+    assert not any(parse_cell(t)[4] for t in cells.values() if t)
+    assert "+0.077 [+0.039, +0.115] (paired t over 3 seeds); separable at this n." in text
+    values = pd.read_csv(paths["table_values.csv"])
+    assert values["separable_best"].tolist() == [False, False, True]
 
 
 def test_table_csv_keeps_the_published_layout_and_exact_values(sweep_dir):
@@ -173,13 +198,18 @@ def test_table_csv_keeps_the_published_layout_and_exact_values(sweep_dir):
         assert cell["mean"] == pytest.approx(mean, abs=1e-12) and cell["n"] == n
         assert (math.isnan(std) and math.isnan(cell["std"])) or cell["std"] == pytest.approx(std, abs=1e-12)
     assert values.loc[values["best"], ["loss.cov_coeff", "loss.std_coeff"]].values.tolist() == [[100, 10]]
+    assert not values["separable_best"].any() and values["published"].isna().all()
+    best = values[values["best"]].iloc[0]
+    assert best["ci_low"] == pytest.approx(0.554276, abs=1e-6) and best["ci_high"] == pytest.approx(0.685724, abs=1e-6)
+    assert values["ci_method"].tolist() == ["t", "t", "none", "t"]
 
 
-def test_table_latex_bolds_the_best_cell(grid_report):
+def test_table_latex_marks_the_best_cell(grid_report):
     tex = grid_report["table.tex"].read_text()
     assert "\\toprule" in tex and "cov\\_coeff $\\backslash$ std\\_coeff & 1 & 10 \\\\" in tex
-    assert tex.count("\\textbf{") == 1
-    assert "100 & 0.520 $\\pm$ – {\\scriptsize (1)} & \\textbf{0.620 $\\pm$ 0.026} {\\scriptsize (3)} \\\\" in tex
+    assert tex.count("\\textbf{") == 0  # the best is not separable: a dagger, not bold
+    assert ("100 & 0.520 $\\pm$ – {\\scriptsize [–]} {\\scriptsize (1)} & 0.620 $\\pm$ 0.026$^\\dagger$ "
+            "{\\scriptsize [0.554, 0.686]} {\\scriptsize (3)} \\\\") in tex
 
 
 def test_select_best_takes_each_runs_best_epoch(tmp_path):
@@ -208,15 +238,18 @@ def test_generic_pivot_on_other_keys(tmp_path):
     cells = markdown_grid(paths["table.md"].read_text())
     assert_cell(parse_cell(cells["0.0001", "32"]), (0.2, 0.1, 3))
     assert_cell(parse_cell(cells["0.001", "32"]), (0.6, math.sqrt(0.02), 2))
-    assert parse_cell(cells["0.001", "32"])[3]
+    assert parse_cell(cells["0.001", "32"])[4]  # best mean, not separable from a single-seed runner-up
     assert cells["0.0001", "64"] == ""
     assert "| lr \\ batch_size | 32 | 64 |" in paths["table.md"].read_text()
 
 
-def test_a_lower_is_better_metric_bolds_the_minimum(sweep_dir, tmp_path):
+def test_a_lower_is_better_metric_marks_the_minimum(sweep_dir, tmp_path):
     paths = build_report([sweep_dir], out=tmp_path, metric="train/loss")
     cells = markdown_grid(paths["table.md"].read_text())
-    assert [k for k, v in cells.items() if parse_cell(v)[3]] == [("1", "1"), ("1", "10")]  # 1/3 + 0.001, tied
+    # 1/3 + 0.001 in both: tied, so not separable (†) and never bold
+    assert [k for k, v in cells.items() if parse_cell(v)[4]] == [("1", "1"), ("1", "10")]
+    assert not any(parse_cell(v)[3] for v in cells.values())
+    assert "(the best mean is tied)" in paths["table.md"].read_text()
 
 
 def test_other_varying_keys_give_one_grid_each(tmp_path):
@@ -319,7 +352,9 @@ def test_heatmap_shows_the_seed_means(sweep_dir):
     expected = np.array([[EXPECTED[r, c][0] for c in (1, 10)] for r in (1, 100)])
     np.testing.assert_allclose(shown, expected)
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert "0.620\n± 0.026\nn=3" in texts and "0.520\n± –\nn=1" in texts
+    assert "0.620\n± 0.026\n[0.554, 0.686]\nn=3" in texts and "0.520\n± –\n[–]\nn=1" in texts
+    frame = [p for p in fig.axes[0].patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
+    assert len(frame) == 1 and frame[0].get_linestyle() == "--"  # the best mean, not separable: dashed
 
 
 def test_ap_horizon_lines_and_baselines(tmp_path):
@@ -339,10 +374,11 @@ def test_ap_horizon_lines_and_baselines(tmp_path):
     np.testing.assert_allclose(lines["steps=4, n=3"].get_ydata(), [0.7 + 0.1 * (3 - k) for k in range(7)])
     np.testing.assert_allclose(lines["copy-last"].get_ydata(), COPY_LAST)
     np.testing.assert_allclose(lines["chance"].get_ydata(), [CHANCE] * 7)
-    assert len(ax.collections) == 2  # one seed band per line
+    assert len(ax.collections) == 2  # one band per line; copy-last is the same in every run: no band
     band = ax.collections[1].get_paths()[0].vertices[:, 1]
-    spread = np.std([0.6, 0.7, 0.8], ddof=1)
-    assert band.max() == pytest.approx(0.7 + 0.3 + spread) and band.min() == pytest.approx(0.7 - 0.3 - spread)
+    half = 4.302653 * 0.1 / math.sqrt(3)  # the 95% t-interval of 0.6, 0.7, 0.8 (+ the horizon's offset)
+    assert band.max() == pytest.approx(0.7 + 0.3 + half, abs=1e-6)
+    assert band.min() == pytest.approx(0.7 - 0.3 - half, abs=1e-6)
 
     full = {line.get_label(): line for line in plot_ap_horizon(selected, full=True).axes[0].get_lines()}
     np.testing.assert_allclose(full["steps=4, n=3"].get_ydata(), [0.7 - 0.01 * k for k in range(8)])
@@ -388,8 +424,10 @@ def test_report_lists_every_run_that_is_not_in_the_results(sweep_dir, grid_repor
     assert "| `vc_grid/failed` | failed | 2/3 |" in problems
     assert "\n## Optuna study `vc`\n\nBest: trial 0\n\n![history.png](optuna/vc_grid/history.png)" in text
     assert paths["optuna/vc_grid/history.png"].read_bytes() == b"PNG history"
-    for name in ("heatmap.png", "ap_horizon.png", "curves.png", "rollout_best.gif"):
+    for name in ("heatmap.png", "ap_horizon.png", "curves.png", "rollout_best.gif", "heatmap.pdf",
+                 "ap_horizon.pdf", "curves.pdf"):
         assert f"]({name})" in text and paths[name].stat().st_size > 0
+    assert paths["heatmap.pdf"].read_bytes().startswith(b"%PDF")
     assert "Run `vc_grid/8`" in text  # the best run: cov=100, std=10, seed 3 (0.65)
     assert paths["rollout_best.gif"].read_bytes() == b"GIF89a8"
 
@@ -426,7 +464,7 @@ def test_one_run_folder_alone(tmp_path):
     run = write_run(tmp_path / "run", make_config(), curve(0.5))
     paths = build_report([run])
     cells = markdown_grid(paths["table.md"].read_text())
-    assert cells == {("100", "10"): "**0.500 ± –** (n=1)"}
+    assert cells == {("100", "10"): "0.500 ± – [–] (n=1)"}  # a single cell: no best to mark
     assert "None." in paths["report"].read_text()
 
 
@@ -440,3 +478,75 @@ def test_cli(sweep_dir, tmp_path, capsys):
     assert main([str(sweep_dir), "--out", str(out), "--select", "best", "--full", "--ignore", "model.dstc"]) == 0
     assert (out / "report.md").exists() and (out / "ap_horizon_full.png").exists()
     assert "report.md" in capsys.readouterr().out
+
+
+# --- the published protocol ---------------------------------------------------------------------------------
+
+PUBLISHED_SETTINGS = {
+    "data": {"source": "canonical", "labels": "contour", "split_seed": 2025, "num_val_sequences": 1000,
+             "max_train_sequences": None, "max_val_sequences": None, "frames": 10, "image_size": 64,
+             "batch_size": 64},
+    "model": {"dobs": 1, "henc": 32, "hpre": 32, "dstc": 16, "encoder_strides": [1, 1, 1], "steps": 4},
+    "optim": {"lr": 1e-3, "decoder_lr_scale": 0.1},
+    "training": {"epochs": 50, "precision": "fp32", "mode": "exact"},
+}
+
+
+def test_published_values_stand_beside_runs_of_the_published_protocol(tmp_path):
+    root = tmp_path / "published"
+    for i, (cov, std, seed, final) in enumerate([(100, 10, 1, 0.60), (100, 10, 2, 0.62), (1, 1, 1, 0.25),
+                                                 (1, 1, 2, 0.27)]):
+        write_run(root / f"r{i}", make_config(cov, std, seed, **PUBLISHED_SETTINGS), curve(final))
+    paths = build_report([root])
+    cells = markdown_grid(paths["table.md"].read_text())
+    assert cells["100", "10"].endswith("(n=2) · pub 0.607") and cells["1", "1"].endswith("(n=2) · pub 0.259")
+    assert "pub: the published value" in paths["table.md"].read_text()
+    assert pd.read_csv(paths["table_values.csv"])["published"].tolist() == [0.259, 0.607]
+    texts = [t.get_text() for t in plot_heatmap(*_first_grid(root)).axes[0].texts]
+    assert any(t.endswith("pub 0.607") for t in texts)
+
+    # One setting off the protocol (30 epochs): the published values are left out, and the note says why.
+    other = tmp_path / "short"
+    settings = {**PUBLISHED_SETTINGS, "training": {**PUBLISHED_SETTINGS["training"], "epochs": 30}}
+    write_run(other / "r0", make_config(100, 10, 1, **settings), curve(0.5))
+    write_run(other / "r1", make_config(1, 1, 1, **settings), curve(0.2))
+    text = build_report([other])["table.md"].read_text()
+    assert "pub" not in markdown_grid(text)["100", "10"]
+    assert "training.epochs = 30 (published: 50)" in text
+
+
+def _first_grid(root):
+    _, keys, selected = selected_records(root)
+    table = pivot(selected, "loss.cov_coeff", "loss.std_coeff", "val/mAP", keys)
+    return table.grids[0], table
+
+
+def test_protocol_mismatches_name_each_differing_key():
+    runs = pd.DataFrame([{"data.source": "generated", "training.epochs": 2.0}])
+    found = protocol_mismatches(runs, {"data.source": "canonical", "training.epochs": 50.0, "model.henc": 32.0})
+    assert found == ["data.source = generated (published: canonical)", "training.epochs = 2 (published: 50)",
+                     "model.henc not recorded (published: 32)"]
+    assert protocol_mismatches(runs, {"data.source": "generated"}) == []
+
+
+def test_report_has_the_claims_section(grid_report):
+    text = grid_report["report"].read_text()
+    claims = text.split("## Claims of the published study")[1].split("\n## ")[0]
+    assert "| 1 | In the cov_coeff x std_coeff grid, cov 100 / std 10 is best. | **inconclusive** |" in claims
+    assert "| 3 | Training with model.steps 4 or 8 beats steps 1 and 2 on mAP. | **not applicable** |" in claims
+    assert "Published mAP (cov_coeff x std_coeff" in claims
+    assert "t-interval" in text.split("## Claims")[0]  # the method is stated before the results
+    verdicts = pd.read_csv(grid_report["claims.csv"])
+    assert set(verdicts["claim"]) == {1, 2, 3, 4}
+    configs = pd.read_csv(grid_report["configs.csv"])
+    assert configs.loc[0, "config"] == "cov_coeff=100, std_coeff=10"
+    assert configs.loc[0, "ci_low"] == pytest.approx(0.554276, abs=1e-6)
+
+
+def test_report_names_folders_relative_to_the_working_directory(tmp_path, monkeypatch):
+    root = tmp_path / "study"
+    write_grid(root, {(1, 1): [0.2, 0.4]})
+    monkeypatch.chdir(tmp_path)
+    paths = build_report(["study"], out=tmp_path / "out")
+    assert "from `study`." in paths["report"].read_text() and str(tmp_path) not in paths["report"].read_text()
+    assert pd.read_csv(paths["runs.csv"])["path"].tolist() == ["study/0", "study/1"]

@@ -1,4 +1,4 @@
-"""From a real (tiny) sweep on disk to the report: the table holds the runs' own numbers."""
+"""From a real (tiny) sweep on disk to the report: the table holds the runs' own numbers and intervals."""
 
 import json
 import subprocess
@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from analysis import build_report
+from analysis.stats import interval_text, t_interval
 from tests.conftest import TINY
 
 
@@ -31,3 +32,34 @@ def test_tiny_cov_std_sweep_to_report(tmp_path):
     report = paths["report"].read_text()
     assert "heatmap.png" in report and "ap_horizon.png" in report and "curves.png" in report
     assert (tmp_path / "report" / "rollout_best.gif").exists()
+
+
+@pytest.mark.slow
+def test_tiny_steps_study_with_seeds_to_report_with_intervals_and_claims(tmp_path):
+    """Two model.steps values x two seeds through the study launcher, then the report: each cell's interval is
+    the t-interval of the runs' own final mAP, and the claims section checks claim 3 on them (paired)."""
+    sweep = tmp_path / "steps"
+    tiny = [o for o in TINY if not o.startswith("model.steps=")]
+    cmd = [sys.executable, "-m", "jepa.train", "+sweeps=[steps,seeds]", *tiny, "model.steps=2,4", "seed=1,2",
+           f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    finals = {}
+    for run in sweep.glob("*/results.json"):
+        results = json.loads(run.read_text())
+        assert results["status"] == "done"
+        steps = int(run.parent.name.split("model.steps=")[1].split(",")[0])
+        finals.setdefault(steps, {})[results["seed"]] = results["final"]["val/mAP"]
+    assert {k: sorted(v) for k, v in finals.items()} == {2: [1, 2], 4: [1, 2]}
+
+    paths = build_report([sweep], out=tmp_path / "report", rows="model.steps", cols="loss.std_coeff")
+    table = paths["table.md"].read_text()
+    for steps, by_seed in finals.items():
+        iv = t_interval(list(by_seed.values()))
+        assert f"{interval_text(iv)} (n=2)" in table
+    report = paths["report"].read_text()
+    claim3 = next(line for line in report.splitlines() if line.startswith("| 3 |"))
+    assert any(f"**{v}**" in claim3 for v in ("supported", "contradicted", "inconclusive"))
+    assert "paired t over 2 seeds" in report and "| 1 |" in report and "**not applicable**" in report
+    for name in ("heatmap.pdf", "ap_horizon.pdf", "curves.pdf", "claims.csv", "configs.csv"):
+        assert (tmp_path / "report" / name).stat().st_size > 0

@@ -106,3 +106,27 @@ def test_static_scene_is_perfectly_predicted_by_copy_last():
     m = evaluator.metrics()
     assert m["val/mAP"] == pytest.approx(1.0) and m["val/copy_last/mAP"] == pytest.approx(1.0)
     assert m["val/chance/mAP"] == pytest.approx(labels.mean().item())
+
+
+class SaturatedHead(DetectionHead):
+    """Logits far above +5: positive cells 22, negative cells 18. float32 sigmoid rounds both to 1.0."""
+
+    def forward(self, states):
+        return states[:, :, 0, :8, :8] * 4 + 18
+
+
+def test_ap_ranks_the_raw_logits_not_their_float32_sigmoid():
+    # float32 sigmoid ties the two logits, so ranking sigmoid scores would give AP = the positive rate.
+    assert torch.sigmoid(torch.tensor([18.0, 22.0])).tolist() == [1.0, 1.0]
+    torch.manual_seed(2)
+    b, t = 4, 10
+    # A static scene: the copying model and copy-last both score each frame with its own (oracle) logits.
+    labels = (torch.rand(b, 1, 8, 8) < 0.1).double().expand(b, t, 8, 8).contiguous()
+    video = torch.zeros(b, t, 1, 8, 8, dtype=torch.double)
+    video[:, :, 0] = labels
+    evaluator = Evaluator(t)
+    evaluator.add_batch(CopyModel(1, 2, 2, 2), SaturatedHead(1, 2), PixelDecoder(1, 1, 8).double(), video, labels)
+    m = evaluator.metrics()
+    assert m["val/mAP"] == pytest.approx(1.0) and m["val/copy_last/mAP"] == pytest.approx(1.0)
+    assert m["val/mAP_full"] == pytest.approx(1.0)
+    assert m["val/chance/mAP"] == pytest.approx(labels.mean().item())

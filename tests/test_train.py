@@ -128,3 +128,20 @@ def test_cli_failure_exits_non_zero_and_records_failed(tmp_path):
     assert proc.returncode != 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "failed" and "non-finite" in results["reason"]
+
+
+def test_last_partial_batch_is_trained_and_resumes(tiny_cfg, tmp_path):
+    # 36 sequences in batches of 8: 4 full batches and one of 4, ceil(36 / 8) = 5 steps an epoch.
+    cfg = tiny_cfg("data.num_train=36", "training.epochs=1")
+    straight = Trainer(cfg, tmp_path / "straight").fit()
+    assert straight["global_step"] == 5
+
+    class StopAtPartial(StopAfter):
+        n = 4  # checkpoint after 4 steps: only the partial batch is left
+
+    with pytest.raises(StopRequested):
+        StopAtPartial(cfg, tmp_path / "resumed").fit()
+    assert json.loads((tmp_path / "resumed" / "results.json").read_text())["global_step"] == 4
+    resumed = Trainer(cfg, tmp_path / "resumed").fit()
+    assert resumed["global_step"] == 5
+    assert comparable(resumed["final"]) == comparable(straight["final"])

@@ -164,8 +164,9 @@ class Trainer:
     def run_epoch(self) -> None:
         cfg, p = self.cfg, self.progress
         epoch_index = p.epoch  # 0-based index of the epoch being trained
+        # The last partial batch is trained, as in the published protocol: ceil(n / batch_size) steps an epoch.
         loader = make_loader(self.train_ds, cfg.data.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch_index,
-                             start_batch=p.batch, num_workers=cfg.data.num_workers, drop_last=True)
+                             start_batch=p.batch, num_workers=cfg.data.num_workers, drop_last=False)
         bar = tqdm(validation.device_batches(loader, self.device), total=len(loader) + p.batch, initial=p.batch,
                    leave=False, desc=f"epoch {epoch_index + 1}/{cfg.training.epochs}",
                    disable=None if cfg.training.progress else True)
