@@ -131,15 +131,15 @@ def test_run_folder_names_stay_inside_the_sweep_folder(tmp_path, override):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [
-    ["training.epochs=0"],  # a bad value (jepa.config.validate)
-    ["notakey=1"],  # Hydra refuses the override while composing
-    ["model=nosuchmodel"],  # an unknown config group option
-    ["hydra.run.dir=/proc/self/run"],  # a run folder that cannot be created
-    ["hydra.run.dir={tmp}/a_file/run"],  # ... under a file
+@pytest.mark.parametrize("args, first_line", [
+    (["training.epochs=0"], "configuration error: training.epochs=0"),  # a bad value (jepa.config.validate)
+    (["notakey=1"], "notakey"),  # Hydra refuses the override while composing (its own message)
+    (["model=nosuchmodel"], "model/nosuchmodel"),  # an unknown config group option (Hydra's message)
+    (["hydra.run.dir=/proc/self/run"], "configuration error: hydra.run.dir"),  # a folder that cannot be made
+    (["hydra.run.dir={tmp}/a_file/run"], "configuration error: hydra.run.dir"),  # ... under a file
 ])
-def test_the_app_refuses_bad_input_with_exit_2_and_one_line(tmp_path, args):
-    """Every bad value, override or run folder exits 2 with a short message and no traceback."""
+def test_the_app_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path, args, first_line):
+    """Every bad value, override or run folder exits 2, its first line naming the problem, no traceback."""
     (tmp_path / "a_file").write_text("")
     args = [a.format(tmp=tmp_path) for a in args]
     if not any(a.startswith("hydra.run.dir") for a in args):
@@ -147,7 +147,7 @@ def test_the_app_refuses_bad_input_with_exit_2_and_one_line(tmp_path, args):
     proc = subprocess.run([sys.executable, "-m", "jepa.train", *TINY, *args], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
+    assert first_line in proc.stderr.strip().splitlines()[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
 # ==================================================================== corrupt files
