@@ -31,7 +31,12 @@ EXIT_CONFIG, EXIT_LOCKED = 2, 3
 _entered = False  # whether Hydra got as far as calling main (else an exit 1 is its own composition error)
 
 
+_hydra_files: dict[Path, bytes] = {}  # RUN/.hydra/* as they were before Hydra rewrote them for this start
+
+
 def _refuse(message: str, code: int):
+    for path, content in _hydra_files.items():  # a refused start leaves the folder describing the run it holds
+        path.write_bytes(content)
     log.error("%s", message)
     print(message, file=sys.stderr)
     raise SystemExit(code) from None
@@ -62,10 +67,13 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _check_run_dir(argv: list[str]) -> None:
-    """A `hydra.run.dir=` that cannot hold a run folder (under a file, in /proc, read-only) is a bad value."""
+    """A `hydra.run.dir=` that cannot hold a run folder (under a file, in /proc, read-only) is a bad value.
+    Keeps the folder's .hydra/ files, which Hydra rewrites before main runs, for a refused start to put back."""
     for arg in argv:
         if arg.startswith("hydra.run.dir="):
             path = Path(arg.split("=", 1)[1]).expanduser()
+            if (path / ".hydra").is_dir():
+                _hydra_files.update({p: p.read_bytes() for p in (path / ".hydra").glob("*.yaml") if p.is_file()})
             try:
                 path.mkdir(parents=True, exist_ok=True)
                 if not os.access(path, os.W_OK | os.X_OK):

@@ -109,6 +109,22 @@ def test_epochs_may_grow_but_not_fall_below_the_epochs_done(tiny_cfg, tmp_path):
     assert check_resume(tiny_cfg("training.threads=1", "training.checkpoint_minutes=3"), ckpt, trainer.folder) == {}
 
 
+@pytest.mark.slow
+def test_the_app_refuses_a_changed_resume_and_leaves_the_folder_as_it_was(tmp_path):
+    """`python -m jepa.train ... optim.lr=1e30` over a finished run exits 2 with one line saying what
+    changed; config.yaml, .hydra/ and results.json still describe the run that happened."""
+    cmd = [sys.executable, "-m", "jepa.train", *TINY, f"hydra.run.dir={tmp_path}"]
+    first = subprocess.run([*cmd, "training.epochs=1"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    kept = {p: p.read_bytes() for p in [tmp_path / "config.yaml", tmp_path / "results.json",
+                                        *(tmp_path / ".hydra").glob("*.yaml")]}
+    again = subprocess.run([*cmd, "training.epochs=2", "optim.lr=1e30"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2, again.stderr
+    [line] = again.stderr.strip().splitlines()
+    assert "optim.lr: 0.001 -> 1e+30" in line and "training.allow_config_change=true" in line
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_a_cuda_device_this_machine_lacks_is_a_config_error(tiny_cfg, tmp_path, device):
