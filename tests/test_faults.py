@@ -375,6 +375,21 @@ def test_two_starts_of_one_run_train_it_once(tmp_path):
     assert results(tmp_path)["status"] == "done" and not (tmp_path / ".lock").exists()
 
 
+@pytest.mark.slow
+def test_a_sweep_skips_a_run_another_process_is_training(tmp_path):
+    """A sweep launched while another process holds one of its run folders (a second copy of the sweep, a
+    manual start) skips that run with a message instead of training it twice at once."""
+    overrides = [*TINY, "training.threads=1", "loss.cov_coeff=1"]
+    run = tmp_path / run_name(overrides, 2025)
+    run.mkdir(parents=True)
+    with RunLock(run):
+        proc = subprocess.run([sys.executable, "-m", "jepa.train", "-m", *overrides, f"hydra.sweep.dir={tmp_path}"],
+                              capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"being trained by another process (pid {os.getpid()}" in proc.stdout + proc.stderr
+    assert sorted(p.name for p in run.iterdir()) == []
+
+
 # ==================================================================== kill points (signals)
 
 STOP_SIGNALS = [s for s in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2") if hasattr(signal, s)]
