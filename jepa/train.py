@@ -67,12 +67,14 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _check_run_dir(argv: list[str]) -> None:
-    """A `hydra.run.dir=` that cannot hold a run folder (under a file, in /proc, read-only) is a bad value.
+    """A `hydra.run.dir=` or `hydra.sweep.dir=` that cannot hold run folders (under a file, in /proc,
+    read-only) is a bad value.
     Keeps the folder's .hydra/ files, which Hydra rewrites before main runs, for a refused start to put back."""
     for arg in argv:
-        if arg.startswith("hydra.run.dir="):
-            path = Path(arg.split("=", 1)[1]).expanduser()
-            if (path / ".hydra").is_dir():
+        if arg.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) and "${" not in arg:  # not interpolations
+            key, value = arg.split("=", 1)
+            path = Path(value).expanduser()
+            if key == "hydra.run.dir" and (path / ".hydra").is_dir():
                 _hydra_files.update({p: p.read_bytes() for p in (path / ".hydra").glob("*.yaml") if p.is_file()})
             try:
                 path.mkdir(parents=True, exist_ok=True)
@@ -83,8 +85,8 @@ def _check_run_dir(argv: list[str]) -> None:
                 probe.unlink()
             except OSError as exc:
                 reason = exc.strerror or str(exc)
-                print(f"configuration error: hydra.run.dir={str(path)!r} is invalid: the run folder cannot be "
-                      f"created or written ({reason})", file=sys.stderr)
+                print(f"configuration error: {key}={str(path)!r} is invalid: the folder cannot be created or "
+                      f"written ({reason})", file=sys.stderr)
                 raise SystemExit(EXIT_CONFIG) from None
 
 
