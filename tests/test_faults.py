@@ -153,6 +153,7 @@ def test_run_folder_names_stay_inside_the_sweep_folder(tmp_path, override):
     (["model=nosuchmodel"], "model/nosuchmodel"),  # an unknown config group option (Hydra's message)
     (["hydra.run.dir=/proc/self/run"], "configuration error: hydra.run.dir"),  # a folder that cannot be made
     (["hydra.run.dir={tmp}/a_file/run"], "configuration error: hydra.run.dir"),  # ... under a file
+    (["-m", "hydra.sweep.dir={tmp}/a_file/sweep"], "configuration error: hydra.sweep.dir"),  # a sweep's
 ])
 def test_the_app_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path, args, first_line):
     """Every bad value, override or run folder exits 2, its first line naming the problem, no traceback."""
