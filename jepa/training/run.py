@@ -74,9 +74,11 @@ STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "
 
 @contextmanager
 def stop_on_signals():
-    """While the block runs, the terminating signals request a checkpointed stop; the previous handlers are
-    restored after. A signal whose handler is already set by someone else (submitit's USR2 in a SLURM job, the
-    launcher's request_stop) is left to it. Only the main thread can set handlers: elsewhere this does nothing."""
+    """While the block runs, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 request a checkpointed stop; the previous
+    handlers are restored after. SIGUSR2 is left to a handler already set (in a study launcher's job it is the
+    time-limit signal: checkpoint, then requeue). SIGTERM replaces submitit's, which ignores it: on scancel or
+    a preemption the run checkpoints and records why, and the job ends without requeueing itself (SLURM's own
+    requeue or a sweep relaunch resumes it). Only the main thread can set handlers: elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
