@@ -6,7 +6,8 @@ A run's state comes from its own results.json first, then from its job: SLURM's 
     running   training (its job is running)
     done      results.json says done
     pruned    results.json says pruned (an Optuna trial its pruner stopped: finished, not an error)
-    failed    results.json says failed (with its reason), or its job ended before the run finished
+    failed    results.json says failed (with its reason), its job ended before the run finished, or its
+              results.json cannot be read (the reason names the file; relaunching the sweep rebuilds it)
 Run folders that hold a results.json but are not in the manifest (launched otherwise) are listed too.
 """
 
