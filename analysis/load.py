@@ -106,6 +106,7 @@ def read_run(path: Path, stale_hours: float = 1.0, now: float | None = None) -> 
             problems.append(f"results.json unreadable: {err}")
     if not records and results:
         records = _records_from_results(results)
+    problems += _record_problems(records, results)
     meta["n_records"] = len(records)
     if results:
         meta["epochs"] = _number(results.get("epochs"))
@@ -152,6 +153,20 @@ def _records_from_results(results: dict) -> list[dict]:
         if isinstance(record, dict) and record:
             found[record.get("epoch")] = record
     return [found[k] for k in sorted(found, key=lambda e: (e is None, e or 0))]
+
+
+def _record_problems(records: list[dict], results: dict | None) -> list[str]:
+    """Metrics a finished run should have but lacks: epochs missing from metrics.jsonl, non-numeric values."""
+    problems = []
+    completed = results.get("epochs_completed") if isinstance(results, dict) else None
+    if isinstance(completed, int) and results.get("status") == DONE and len(records) < completed:
+        problems.append(f"metrics.jsonl holds {len(records)} of {completed} epochs (starting the run again "
+                        "rebuilds it from its checkpoint)")
+    bad = sorted({k for r in records for k, v in r.items()
+                  if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool))})
+    if bad:
+        problems.append(f"non-numeric metric values in metrics.jsonl: {', '.join(bad[:5])}")
+    return problems
 
 
 def _number(value) -> float:

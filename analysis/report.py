@@ -3,6 +3,7 @@ run's rollout and report.md."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,7 +85,7 @@ def _copy_optuna_studies(studies: list[Path], out: Path, paths: dict[str, Path])
     """Each Optuna study's summary (jepa.studies.search: best parameters, trial table, plots) as report sections.
 
     Its plots are copied to out/optuna_<study>/ and its headings demoted under the report's own."""
-    shutil.rmtree(out / "optuna", ignore_errors=True)
+    _remove_earlier_copies(out / "optuna")
     md = []
     for study in studies:
         summary = study / "summary.md"
@@ -95,10 +96,34 @@ def _copy_optuna_studies(studies: list[Path], out: Path, paths: dict[str, Path])
         target.mkdir(parents=True, exist_ok=True)
         text = summary.read_text()
         for image in sorted(study.glob("*.png")):
-            paths[f"optuna/{study.parent.name}/{image.name}"] = Path(shutil.copy2(image, target / image.name))
+            copy = target / image.name
+            if copy.resolve() != image.resolve():  # --out the sweep folder itself: the study's own plots
+                shutil.copy2(image, copy)
+            paths[f"optuna/{study.parent.name}/{image.name}"] = copy
             text = text.replace(f"]({image.name})", f"](optuna/{study.parent.name}/{image.name})")
         md += [("#" + line) if line.startswith("#") else line for line in text.splitlines()] + [""]
+    _record_copies(out / "optuna", [p for k, p in paths.items() if k.startswith("optuna/")])
     return md
+
+
+COPIES = ".copied_by_report.json"  # the files the report copied into out/optuna/: the only ones it deletes
+
+
+def _remove_earlier_copies(folder: Path) -> None:
+    """Delete the files an earlier report copied into `folder`, and nothing else (it may be a study's own)."""
+    try:
+        names = json.loads((folder / COPIES).read_text())
+    except (OSError, ValueError):
+        return
+    for name in names if isinstance(names, list) else []:
+        path = folder / str(name)
+        if ".." not in Path(str(name)).parts and path.is_file():
+            path.unlink()
+
+
+def _record_copies(folder: Path, copies: list[Path]) -> None:
+    if copies:
+        (folder / COPIES).write_text(json.dumps([p.relative_to(folder).as_posix() for p in copies]))
 
 
 def _save(fig, path: Path, paths: dict | None = None) -> Path:

@@ -3,36 +3,104 @@
 Composes the config from the packaged conf/ (jepa.config.resources), refuses bad values before any work,
 trains in the run folder (Hydra's output folder) and returns the final validation mAP, which sweepers
 maximise. The training itself is jepa.training.
+
+Exit codes: 0 done; 1 the run failed (results.json says why); 2 a bad value, override or run folder, refused
+before any work (one line on stderr); 3 the run folder is being trained by another live process (untouched);
+128 + N stopped by signal N after a checkpoint (start it again to resume).
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .config import ConfigError
 from .config.identity import register_resolvers
 from .config.resources import conf_dir
-from .training import train
+from .runs import RunFolderError, RunLocked
+from .training import StopRequested, train
 
 log = logging.getLogger("jepa")
 register_resolvers()
+EXIT_CONFIG, EXIT_LOCKED = 2, 3
+_entered = False  # whether Hydra got as far as calling main (else an exit 1 is its own composition error)
+
+
+_hydra_files: dict[Path, bytes] = {}  # RUN/.hydra/* as they were before Hydra rewrote them for this start
+
+
+def _refuse(message: str, code: int):
+    for path, content in _hydra_files.items():  # a refused start leaves the folder describing the run it holds
+        path.write_bytes(content)
+    log.error("%s", message)
+    print(message, file=sys.stderr)
+    raise SystemExit(code) from None
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    global _entered
+    _entered = True
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         results = train(cfg, run_dir)
     except ConfigError as exc:
-        log.error("configuration error: %s", exc)
-        print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return results["final"]["val/mAP"]
+        _refuse(f"configuration error: {exc}", EXIT_CONFIG)
+    except RunLocked as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweep's run trained elsewhere: skipped, not failed
+            log.warning("skipped: %s", exc)
+            return None
+        _refuse(f"run refused: {exc}", EXIT_LOCKED)
+    except RunFolderError as exc:
+        _refuse(f"run failed: {exc}", 1)
+    except StopRequested as exc:
+        if exc.signum is None or HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the study launcher decides: requeue on the time limit, stop the sweep otherwise
+        log.warning("%s", exc)
+        raise SystemExit(128 + exc.signum) from None
+    return (results.get("final") or {}).get("val/mAP")
+
+
+def _check_run_dir(argv: list[str]) -> None:
+    """A `hydra.run.dir=` or `hydra.sweep.dir=` that cannot hold run folders (under a file, in /proc,
+    read-only) is a bad value.
+    Keeps the folder's .hydra/ files, which Hydra rewrites before main runs, for a refused start to put back."""
+    for arg in argv:
+        if arg.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) and "${" not in arg:  # not interpolations
+            key, value = arg.split("=", 1)
+            path = Path(value).expanduser()
+            if key == "hydra.run.dir" and (path / ".hydra").is_dir():
+                _hydra_files.update({p: p.read_bytes() for p in (path / ".hydra").glob("*.yaml") if p.is_file()})
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                if not os.access(path, os.W_OK | os.X_OK):
+                    raise PermissionError("not writable")
+                probe = path / f".write-test.{os.getpid()}.tmp"
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                print(f"configuration error: {key}={str(path)!r} is invalid: the folder cannot be created or "
+                      f"written ({reason})", file=sys.stderr)
+                raise SystemExit(EXIT_CONFIG) from None
+
+
+def cli() -> None:
+    """`python -m jepa.train` and `jepa-train`: main, with Hydra's own errors (a bad override or config group,
+    an unknown key) exiting 2 like every other bad value rather than Hydra's 1."""
+    _check_run_dir(sys.argv[1:])
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code == 1 and not _entered:
+            raise SystemExit(EXIT_CONFIG) from None
+        raise
 
 
 if __name__ == "__main__":
-    main()
+    cli()

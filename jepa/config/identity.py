@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 NOT_IDENTIFYING = (
     "seed", "study", "sweeps", "cluster", "hydra", "logging",
     "data.root", "data.download", "data.num_workers",
-    "training.device", "training.threads", "training.progress", "training.resume",
+    "training.device", "training.threads", "training.progress", "training.resume", "training.allow_config_change",
     "training.checkpoint_minutes", "training.gif_every", "training.cpu_allocator",
 )
 # A key whose last part is a location (data.digits_path, a run_dir) says where a file is, not what it holds.

@@ -14,6 +14,29 @@ log = logging.getLogger(__name__)
 
 CONFIG, METRICS, RESULTS = "config.yaml", "metrics.jsonl", "results.json"
 CHECKPOINT, GIF, LOG = "checkpoints/last.pt", "rollout.gif", "train.log"
+CONFIG_CHANGES = "config_changes.jsonl"  # one line per resume that changed the config (docs/run_folder.md)
+
+
+class RunFolderError(RuntimeError):
+    """A file of a run folder that cannot be read. The message names the file and the way out."""
+
+
+class CheckpointError(RunFolderError):
+    """checkpoints/last.pt cannot be loaded (truncated, not a checkpoint, another model's, unsafe)."""
+
+
+def results_problem(results: Any) -> str | None:
+    """What is wrong with the content of a results.json, or None when it has the shape every tool reads."""
+    from .status import DONE, STATUSES
+
+    if not isinstance(results, dict):
+        return f"a JSON {type(results).__name__}, not an object"
+    if results.get("status") not in STATUSES:
+        return f"status {results.get('status')!r} is not one of {', '.join(STATUSES)}"
+    if results["status"] == DONE and not (isinstance(results.get("epochs_completed"), int)
+                                          and isinstance(results.get("final"), dict)):
+        return "status done without epochs_completed and final"
+    return None
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -67,6 +90,15 @@ def read_metrics(path: Path | str) -> Metrics:
     return Metrics([by_epoch[e] for e in sorted(by_epoch)], bad)
 
 
+def _numpy_array_globals() -> list:
+    """What unpickling a plain numpy array needs (checkpoints written before RNG states were stored as tensors
+    hold numpy's state as an array). Rebuilding an array of numbers runs no code of the file's choosing."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 class RunFolder:
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -96,7 +128,27 @@ class RunFolder:
         atomic_write(self.results, lambda f: f.write(data))
 
     def read_results(self) -> dict | None:
-        return json.loads(self.results.read_text()) if self.results.exists() else None
+        """results.json's content; None when there is none. Raises RunFolderError (naming the file and the way
+        out) when it cannot be read or lacks the shape every tool relies on."""
+        try:
+            results = json.loads(self.results.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if (problem := results_problem(results)) is None:
+                return results
+        raise RunFolderError(f"{self.results} is unreadable ({problem}): move it aside or delete it; starting the "
+                             "run again rebuilds it from checkpoints/last.pt")
+
+    def read_results_or_none(self) -> dict | None:
+        """read_results, with an unreadable results.json logged and treated as absent (a restart rewrites it)."""
+        try:
+            return self.read_results()
+        except RunFolderError as exc:
+            log.warning("%s", exc)
+            return None
 
     def save_checkpoint(self, state: dict) -> None:
         import torch
@@ -104,8 +156,48 @@ class RunFolder:
         atomic_write(self.checkpoint, lambda f: torch.save(state, f))
 
     def load_checkpoint(self, map_location="cpu") -> dict | None:
+        """The checkpoint, or None when there is none. Loaded with weights_only=True: tensors and plain
+        containers only, so a crafted file cannot run code. Raises CheckpointError when it cannot be loaded."""
         import torch
 
         if not self.checkpoint.exists():
             return None
-        return torch.load(self.checkpoint, map_location=map_location, weights_only=False)
+        try:
+            with torch.serialization.safe_globals(_numpy_array_globals()):
+                state = torch.load(self.checkpoint, map_location=map_location, weights_only=True)
+            if not isinstance(state, dict):
+                raise ValueError(f"a {type(state).__name__}, not a checkpoint's dict")
+        except Exception as exc:  # noqa: BLE001  (torch raises many types for a bad file)
+            raise self.checkpoint_error(exc) from None
+        return state
+
+    def checkpoint_error(self, exc: BaseException) -> CheckpointError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return CheckpointError(f"{self.checkpoint} cannot be resumed from ({type(exc).__name__}: {first[:300]}): "
+                               "start afresh with training.resume=false, or move the file aside")
+
+    def append_config_change(self, record: dict) -> None:
+        """Record a resume that changed the config (config_changes.jsonl, appended, one line a resume)."""
+        path = self.path / CONFIG_CHANGES
+        old = path.read_bytes() if path.exists() else b""
+        line = json.dumps(record).encode() + b"\n"
+        atomic_write(path, lambda f: f.write(old + line))
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete the temporary files that writes killed midway left (atomic_write's `.NAME.*.tmp`, a GIF's).
+
+        Only safe while holding the run's lock: another writer's temporary file would look the same.
+        """
+        removed = []
+        for folder in (self.path, self.checkpoint.parent):
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                name = path.name
+                if path.is_file() and ((name.startswith(".") and name.endswith(".tmp")) or name.endswith(".tmp.gif")):
+                    path.unlink(missing_ok=True)
+                    removed.append(path)
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted write: %s", len(removed),
+                     ", ".join(p.name for p in removed))
+        return removed

@@ -17,7 +17,6 @@ the run checkpoint at the step it reached; the job is then requeued and resumes 
 
 import importlib
 import inspect
-import json
 import logging
 import os
 import signal
@@ -39,7 +38,8 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher as stock
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .. import private_apis
-from ..runs import FAILED, RunFolder, is_done
+from ..runs import FAILED, RunFolder, RunFolderError, is_done, live_holder
+from ..runs.lock import describe
 from .jobs import job_activity
 from .manifest import now, read_manifest, update_manifest
 from .status import counts_line, sweep_states
@@ -123,11 +123,18 @@ class StudyLauncher:
         entries = read_manifest(self.sweep_dir)["runs"]
         activity = job_activity({r.name: entries[r.name] for r in runs if r.name in entries})
         for run in runs:
-            results = self.sweep_dir / run.name / "results.json"
-            if results.exists() and is_done(json.loads(results.read_text()), run.config.training.epochs):
+            folder = self.sweep_dir / run.name
+            try:
+                results = RunFolder(folder).read_results() if (folder / "results.json").exists() else None
+            except RunFolderError as exc:  # launched anyway: the run rebuilds it from its checkpoint
+                log.warning("%s", exc)
+                results = None
+            if is_done(results, run.config.training.epochs):
                 run.skip = "done"
             elif activity.get(run.name) in ("waiting", "running"):
                 run.skip = f"already queued or running as job {entries[run.name]['job_id']}"
+            elif (holder := live_holder(folder)) is not None:
+                run.skip = f"being trained by another process ({describe(holder)})"
         done = sum(r.skip == "done" for r in runs)
         if done:
             log.info("%d of %d runs are already done: skipped", done, len(runs))
@@ -151,6 +158,9 @@ class StudyLauncher:
     def finish(self, runs: list[PlannedRun], returns: dict[str, Any]) -> list[JobReturn]:
         """Print the summary; exit 1 if a run failed, else return one JobReturn per run."""
         states = sweep_states(self.sweep_dir, [r.name for r in runs], activity={n: "ended" for n in returns})
+        for s in states:  # a run another process took over after this launch (each run checks its lock)
+            if s.state == "failed" and (holder := live_holder(self.sweep_dir / s.name)) is not None:
+                s.state, s.reason = "running", f"being trained by another process ({describe(holder)})"
         skipped = sum(r.skip == "done" for r in runs)
         lines = [f"sweep {self.sweep_dir}: {counts_line(states)}"
                  + (f"; {skipped} were already done and skipped" if skipped else "")]
@@ -194,6 +204,12 @@ class LocalLauncher(StudyLauncher, private_apis.hydra_basic_launcher()):
                                         config=run.config, job_dir_key="hydra.sweep.dir",
                                         job_subdir_key="hydra.sweep.subdir")
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            from ..training import StopRequested
+
+            stop = private_apis.job_exception(returns[run.name])
+            if isinstance(stop, StopRequested) and stop.signum is not None:  # SIGTERM & co. stop the sweep
+                print(f"sweep stopped: {run.name} {stop}; relaunching the sweep resumes it", file=sys.stderr)
+                raise SystemExit(128 + stop.signum)
         return self.finish(runs, returns)
 
 
@@ -237,7 +253,11 @@ class SubmititStudyLauncher(StudyLauncher):
             ret = super().__call__(sweep_overrides, job_dir_key, job_num, job_id, singleton_state)
         except SystemExit as exc:  # the app exits 2 on a configuration error
             raise RuntimeError(f"the run exited with code {exc.code}") from None
-        if ret.status == JobStatus.FAILED and isinstance(stop := private_apis.job_exception(ret), StopRequested):
+        stop = private_apis.job_exception(ret) if ret.status == JobStatus.FAILED else None
+        if isinstance(stop, StopRequested) and stop.signum not in (None, usr_signal):
+            log.warning("%s", stop)  # scancel, a preemption, a hang-up: checkpointed; no requeue of our own
+            raise stop
+        if isinstance(stop, StopRequested):
             log.info("time-limit signal: checkpointed (%s); requeueing", stop)
             try:
                 submitit_handler(usr_signal, None)  # checkpoint() and requeue, then exits (SystemExit)

@@ -6,7 +6,8 @@ A run's state comes from its own results.json first, then from its job: SLURM's 
     running   training (its job is running)
     done      results.json says done
     pruned    results.json says pruned (an Optuna trial its pruner stopped: finished, not an error)
-    failed    results.json says failed (with its reason), or its job ended before the run finished
+    failed    results.json says failed (with its reason), its job ended before the run finished, or its
+              results.json cannot be read (the reason names the file; relaunching the sweep rebuilds it)
 Run folders that hold a results.json but are not in the manifest (launched otherwise) are listed too.
 """
 
@@ -18,7 +19,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..runs import DONE, PRUNED, find_run_folders
+from ..runs import DONE, PRUNED, RunFolder, RunFolderError, find_run_folders
 from .jobs import job_activity
 from .manifest import read_manifest
 
@@ -83,10 +84,18 @@ def sweep_states(sweep_dir: Path | str, names: list[str] | None = None,
         activity = job_activity({name: entries[name] for name in names if name in entries})
     states = []
     for name in names:
-        path = sweep_dir / name / "results.json"
-        results = json.loads(path.read_text()) if path.exists() else None
+        try:
+            results = read_results(sweep_dir / name)
+        except RunFolderError as exc:  # shown as a problem; relaunching the sweep rebuilds it
+            states.append(RunState(name, "failed", str(exc), None, None, None, 0, entries.get(name, {}).get("job_id")))
+            continue
         states.append(run_state(name, results, entries.get(name, {}), activity.get(name)))
     return states
+
+
+def read_results(run_dir: Path) -> dict | None:
+    """A run's results.json without creating its folder; RunFolderError when it cannot be read."""
+    return RunFolder(run_dir).read_results() if (run_dir / "results.json").exists() else None
 
 
 # ---------------------------------------------------------------- reports

@@ -12,8 +12,20 @@ from .. import __version__
 
 
 def resolve_device(name: str) -> torch.device:
+    """training.device as a torch device. Raises ConfigError for a CUDA device this machine does not have."""
+    from ..config import ConfigError
+
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("training.device", name, "this machine has no CUDA device: use auto or cpu")
+        index = int(name[5:]) if name[5:].isdigit() else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError("training.device", name,
+                              f"this machine has {torch.cuda.device_count()} CUDA device(s): cuda:0 to "
+                              f"cuda:{torch.cuda.device_count() - 1}, or auto")
     return torch.device(name)
 
 
@@ -24,14 +36,25 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """Every generator's state as tensors and plain values, so a checkpoint loads with weights_only=True."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_state(rng: dict) -> None:
     torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
+    n, p = rng["numpy"], rng["python"]
+    if isinstance(n, dict):
+        n = (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    np.random.set_state(n)  # a tuple in checkpoints written before the states were stored as tensors
+    if isinstance(p, dict):
+        p = (p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss"])
+    random.setstate(p)
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
 

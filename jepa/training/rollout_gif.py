@@ -1,5 +1,7 @@
 """The rollout animation: ground truth, decoded rollout and detection heat-map over it (docs/model.md §5)."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +56,14 @@ def write_rollout_gif(
     model: VideoJEPA, head: DetectionHead, decoder: PixelDecoder, video: Tensor, path: Path, ms_per_frame: int = 300
 ) -> Path:
     images = compose_frames(*rollout_frames(model, head, decoder, video))
-    tmp = path.with_suffix(".tmp.gif")
-    images[0].save(tmp, save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
-    tmp.replace(path)
+    # A temporary name of its own (atomic_write's pattern, which a restart cleans), then an atomic rename.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path

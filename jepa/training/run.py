@@ -1,9 +1,12 @@
-"""Training one run in its folder: check the config, skip a finished run, log to the folder, train.
+"""Training one run in its folder: check the config, lock the folder, skip a finished run, check a resume
+against its checkpoint, log to the folder, turn terminating signals into checkpointed stops, train.
 
 `train(cfg, run_dir)` is what the Hydra app, the study launchers and the Optuna workers call.
 """
 
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,8 +14,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import validate
-from ..runs import RunFolder, is_done
+from ..config import ConfigError, validate
+from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, is_done, read_metrics
+from .environment import resolve_device
+from .resume import check_resume
 
 log = logging.getLogger("jepa")
 
@@ -45,21 +50,82 @@ class _Stop:
     """What request_stop needs: a request can come before this process's Trainer exists."""
 
     requested = False
+    signum = None
     trainer = None
 
 
-def request_stop(*_signal) -> None:
+def request_stop(signum=None, _frame=None) -> None:
     """Make the run training in this process checkpoint at its next step and raise StopRequested.
 
-    A signal handler (it only sets flags): the SLURM launcher installs it for the time-limit signal.
+    A signal handler (it only sets flags): train() installs it for the terminating signals, the SLURM
+    launcher for the time-limit signal.
     """
     _Stop.requested = True
+    if isinstance(signum, int):
+        _Stop.signum = signum
     if _Stop.trainer is not None:
-        _Stop.trainer.request_stop()
+        _Stop.trainer.request_stop(signum)
+
+
+# Signals that end a process by default and that a run turns into "checkpoint, record why, stop".
+STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"))
+                     if s is not None)
+
+
+@contextmanager
+def stop_on_signals():
+    """While the block runs, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 request a checkpointed stop; the previous
+    handlers are restored after. SIGUSR2 is left to a handler already set (in a study launcher's job it is the
+    time-limit signal: checkpoint, then requeue). SIGTERM replaces submitit's, which ignores it: on scancel or
+    a preemption the run checkpoints and records why, and the job ends without requeueing itself (SLURM's own
+    requeue or a sweep relaunch resumes it). Only the main thread can set handlers: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in STOP_SIGNALS:
+        current = signal.getsignal(sig)
+        if sig == getattr(signal, "SIGUSR2", None) and current not in (signal.SIG_DFL, None):
+            continue
+        previous[sig] = current
+        signal.signal(sig, request_stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def record_failure(folder: RunFolder, reason: str) -> None:
+    """results.json says failed with `reason`, keeping what it said about the run (if it was readable)."""
+    results = folder.read_results_or_none() or {}
+    folder.write_results({**results, "status": FAILED, "reason": reason})
+
+
+def repair_finished(folder: RunFolder, results: dict) -> None:
+    """A finished run's metrics.jsonl rebuilt from its checkpoint when it lost epochs (emptied, truncated)."""
+    metrics = read_metrics(folder.metrics)
+    if len(metrics.records) >= results["epochs_completed"] and not metrics.bad_lines:
+        return
+    try:
+        ckpt = folder.load_checkpoint("cpu")
+    except RunFolderError as exc:
+        log.warning("%s holds %d of %d epochs and cannot be rebuilt: %s", folder.metrics, len(metrics.records),
+                    results["epochs_completed"], exc)
+        return
+    history = (ckpt or {}).get("history")
+    if isinstance(history, list) and len(history) >= len(metrics.records):
+        folder.write_metrics(history)
+        log.warning("%s held %d of %d epochs (%d bad lines): rebuilt from %s", folder.metrics,
+                    len(metrics.records), results["epochs_completed"], metrics.bad_lines, folder.checkpoint)
 
 
 def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], Any] | None = None) -> dict:
-    """Validate cfg, train in run_dir, return results.json's content. Raises ConfigError on bad input.
+    """Validate cfg, train in run_dir, return results.json's content.
+
+    Raises ConfigError on bad input (a resume under a changed config included), RunLocked when another live
+    process trains in run_dir (nothing is touched), CheckpointError when the checkpoint cannot be resumed
+    (results.json then says failed, with the way out), StopRequested after a signal's checkpointed stop.
 
     wrap_tracker: given the run's tracker (jepa.tracking), returns the one the trainer calls instead; the
     Optuna worker wraps it to report each epoch's metric to its trial and prune.
@@ -69,23 +135,42 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
     from .trainer import Trainer
 
     validate(cfg)
+    resolve_device(cfg.training.device)  # a CUDA device this machine lacks is a configuration error
+    if not isinstance(cfg.training.resume, bool):
+        raise ConfigError("training.resume", cfg.training.resume, "true or false")
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
-    previous = folder.read_results()
-    if is_done(previous, cfg.training.epochs):
-        log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"]["val/mAP"])
-        return previous
-    with file_log(run_dir), cpu_allocator(cfg.training.cpu_allocator):
-        folder.write_config(cfg)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        trainer = Trainer(cfg, run_dir)
-        trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
-        if wrap_tracker is not None:
-            trainer.tracker = wrap_tracker(trainer.tracker)
-        _Stop.trainer = trainer
-        if _Stop.requested:
-            trainer.request_stop()
-        try:
-            return trainer.fit()
-        finally:
-            _Stop.trainer = None
+    with RunLock(run_dir), file_log(run_dir):
+        folder.remove_stale_temporaries()
+        previous = folder.read_results_or_none()
+        if is_done(previous, cfg.training.epochs):
+            repair_finished(folder, previous)
+            log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"].get("val/mAP"))
+            return previous
+        checkpoint = None
+        if cfg.training.resume:
+            try:
+                checkpoint = folder.load_checkpoint("cpu")
+            except CheckpointError as exc:
+                record_failure(folder, str(exc))
+                raise
+            if checkpoint is not None:
+                check_resume(cfg, checkpoint, folder)
+        with cpu_allocator(cfg.training.cpu_allocator), stop_on_signals():
+            folder.write_config(cfg)
+            config = OmegaConf.to_container(cfg, resolve=True)
+            trainer = Trainer(cfg, run_dir)
+            trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
+            if wrap_tracker is not None:
+                trainer.tracker = wrap_tracker(trainer.tracker)
+            _Stop.trainer = trainer
+            if _Stop.requested:
+                trainer.request_stop(_Stop.signum)
+            try:
+                return trainer.fit(checkpoint)
+            except CheckpointError as exc:  # it loaded but does not fit the model
+                record_failure(folder, str(exc))
+                raise
+            finally:
+                _Stop.trainer = None
+                _Stop.requested, _Stop.signum = False, None

@@ -6,6 +6,7 @@ folder resumes from checkpoints/last.pt and ends with the same metrics as an uni
 
 import logging
 import math
+import signal
 import time
 from contextlib import nullcontext
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from ..runs import DONE, FAILED, PRUNED, RUNNING, RunFolder
 from . import validation
 from .environment import resolve_device, rng_state, seed_everything, set_rng_state, versions
 from .progress import Progress
+from .resume import check_resume
 
 log = logging.getLogger("jepa")
 
@@ -34,7 +36,14 @@ class NonFiniteLoss(RuntimeError):
 
 
 class StopRequested(Exception):
-    """Raised after a checkpoint when the run was asked to stop (e.g. a SLURM time-limit signal)."""
+    """Raised after a checkpoint when the run was asked to stop (a signal: SLURM's time limit, scancel, ...).
+
+    `signum`: the signal that asked, when one did.
+    """
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.signum = signum
 
 
 class Trainer:
@@ -62,7 +71,7 @@ class Trainer:
         self.amp_dtype = AMP_DTYPES[t.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
         self.progress = Progress()
-        self.stop_requested = False
+        self.stop_requested, self.stop_signal = False, None
 
     @property
     def modules(self):
@@ -75,9 +84,11 @@ class Trainer:
     def autocast(self):
         return nullcontext() if self.amp_dtype is None else torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def request_stop(self, *_) -> None:
+    def request_stop(self, signum: int | None = None, *_) -> None:
         """Ask the loop to checkpoint at the next step boundary and raise StopRequested (signal-safe)."""
         self.stop_requested = True
+        if isinstance(signum, int):
+            self.stop_signal = signum
 
     # ---------------------------------------------------------------- one step
     def train_step(self, video: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -105,10 +116,18 @@ class Trainer:
         self.last_save = time.monotonic()
 
     def restore(self, ckpt: dict) -> None:
-        for name in ("model", "head", "decoder", "optimizer", "scaler"):
-            getattr(self, name).load_state_dict(ckpt[name])
-        self.progress = Progress.restored(ckpt)
-        set_rng_state(ckpt["rng"])
+        """Continue from a checkpoint. Raises CheckpointError when it does not fit this run's model."""
+        try:
+            for name in ("model", "head", "decoder", "optimizer", "scaler"):
+                getattr(self, name).load_state_dict(ckpt[name])
+            self.progress = Progress.restored(ckpt)
+            set_rng_state(ckpt["rng"])
+        except Exception as exc:  # noqa: BLE001  (a missing entry, a wrong shape, a wrong type)
+            raise self.folder.checkpoint_error(exc) from None
+        lr = self.cfg.optim.lr  # the config's rates, not the state's (they differ only under allow_config_change)
+        for group, group_lr in zip(self.optimizer.param_groups, (lr, lr, lr * self.cfg.optim.decoder_lr_scale),
+                                   strict=True):
+            group["lr"] = group_lr
         # metrics.jsonl may hold an epoch written after this checkpoint's history: the checkpoint wins.
         self.folder.write_metrics(self.progress.history)
 
@@ -127,24 +146,36 @@ class Trainer:
             "resumed": p.resumed, "versions": versions(), "device": str(self.device),
         }
 
-    def fit(self) -> dict:
+    def fit(self, checkpoint: dict | None = None) -> dict:
+        """Train to the last epoch; resumes from `checkpoint` (or checkpoints/last.pt) when training.resume."""
         self.session_start = self.last_save = time.monotonic()
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        previous = self.folder.read_results()
-        if self.cfg.training.resume and (ckpt := self.folder.load_checkpoint(self.device)) is not None:
+        previous = self.folder.read_results_or_none() if self.cfg.training.resume else None
+        ckpt = None
+        if self.cfg.training.resume:
+            ckpt = checkpoint if checkpoint is not None else self.folder.load_checkpoint("cpu")
+        if ckpt is not None:
+            if checkpoint is None:
+                check_resume(self.cfg, ckpt, self.folder)
             self.restore(ckpt)
-            self.started = (previous or {}).get("started", self.started)
             p = self.progress
             log.info("resumed from %s at epoch %d batch %d (step %d)", self.folder.checkpoint,
                      p.epoch, p.batch, p.global_step)
+        if previous is not None:
+            # A restart that died before its first checkpoint left its count and time in results.json only.
+            p = self.progress
+            p.resumed = max(p.resumed, (previous.get("resumed") or 0) + 1)
+            if isinstance(previous.get("wall_time_s"), (int, float)):
+                p.elapsed = max(p.elapsed, float(previous["wall_time_s"]))
+            self.started = previous.get("started") or self.started
         self.folder.write_results(self.results(RUNNING))
         try:
             while self.progress.epoch < self.cfg.training.epochs:
                 self.run_epoch()
             if not self.folder.gif.exists():  # a run resumed after its last epoch's checkpoint
                 self.write_gif()
-        except StopRequested:
-            self.folder.write_results(self.results(RUNNING, "stopped to be requeued"))
+        except StopRequested as exc:
+            self.folder.write_results(self.results(RUNNING, str(exc)))
             raise
         except BaseException as exc:
             # An exception may name the status it ends the run with (the Optuna worker's Pruned: "pruned").
@@ -182,9 +213,12 @@ class Trainer:
             bar.set_postfix(loss=f"{values['loss']:.3f}", pred=f"{values['pred']:.3f}", vc=f"{values['vc']:.3f}")
             if self.stop_requested:
                 self.save()
-                raise StopRequested(f"stopped at epoch {epoch_index + 1} batch {p.batch}")
+                by = f" by {signal.Signals(self.stop_signal).name}" if self.stop_signal else ""
+                raise StopRequested(f"stopped{by} at epoch {epoch_index + 1} batch {p.batch}, checkpointed: start "
+                                    "it again to resume", self.stop_signal)
             if time.monotonic() - self.last_save > cfg.training.checkpoint_minutes * 60:
                 self.save()
+                self.folder.write_results(self.results(RUNNING))  # the time spent so far, should it die now
         self.end_epoch(time.monotonic() - start, sequences)
 
     def end_epoch(self, train_s: float, sequences: int) -> None:

@@ -1,0 +1,84 @@
+"""Whether a checkpoint may be resumed under a config: a run folder always describes the run that happened.
+
+Compared: every key that identifies a configuration (jepa.config.identity) plus the seed. Keys that only say
+where or how a run executes (device, threads, logging, checkpoint cadence, ...) may change freely.
+`training.epochs` may change as long as it stays at or above the epochs the run has completed: extending a
+run (or setting the end of an unfinished one earlier) is legitimate, and it is recorded.
+Any other change is refused with the list of `key: old -> new`, unless `training.allow_config_change=true`:
+the run then continues under the new values and the change is appended to config_changes.jsonl.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..config import ConfigError
+from ..config.identity import identifies
+from ..runs import RunFolder
+
+EPOCHS = "training.epochs"
+SWITCH = "training.allow_config_change"
+ALWAYS_COMPARED = ("seed",)  # not identifying (seeds are repeats of a configuration) but a different run
+EPOCH_BOUNDARY_ONLY = ("data.batch_size", "data.num_train")  # a mid-epoch position means nothing under new ones
+
+
+def flat(tree, prefix: str = "") -> dict:
+    out = {}
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            out.update(flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def compared(key: str) -> bool:
+    return key != SWITCH and (key in ALWAYS_COMPARED or identifies(key))
+
+
+def config_changes(old: dict, new: dict) -> dict[str, tuple]:
+    """key -> (old, new) for every compared key whose value differs (a missing key reads as <absent>)."""
+    a, b = flat(old), flat(new)
+    absent = "<absent>"
+    return {k: (a.get(k, absent), b.get(k, absent)) for k in sorted(a.keys() | b.keys())
+            if compared(k) and a.get(k, absent) != b.get(k, absent)}
+
+
+def _switch(cfg: DictConfig, key: str) -> bool:
+    value = OmegaConf.select(cfg, key, default=False)
+    if not isinstance(value, bool):
+        raise ConfigError(key, value, "true or false")
+    return value
+
+
+def check_resume(cfg: DictConfig, checkpoint: dict, folder: RunFolder) -> dict[str, tuple]:
+    """Refuse (ConfigError) resuming `checkpoint` under `cfg` when they differ in what the run computes;
+    return the changes allowed (recorded in config_changes.jsonl)."""
+    old = checkpoint.get("config")
+    if not isinstance(old, dict):
+        return {}  # a checkpoint that does not say its config (none written by this project)
+    new = OmegaConf.to_container(cfg, resolve=True)
+    changes = config_changes(old, new)
+    completed, batch = checkpoint.get("epoch", 0), checkpoint.get("batch", 0)
+    epochs = changes.pop(EPOCHS, None)
+    if epochs is not None and isinstance(epochs[1], int) and epochs[1] < completed:
+        raise ConfigError(EPOCHS, epochs[1], f"at least the {completed} epoch(s) {folder.path} has completed "
+                                             "(start afresh with training.resume=false, or use a new run folder)")
+    listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in changes.items())
+    if changes and not _switch(cfg, SWITCH):
+        raise ConfigError("resume", listing,
+                          f"{folder.path} was trained with other values (its checkpoint's config); resume with the "
+                          "same values, use a new run folder, start afresh with training.resume=false, or continue "
+                          f"under the new values with {SWITCH}=true (recorded in config_changes.jsonl)")
+    if batch and (moved := [k for k in EPOCH_BOUNDARY_ONLY if k in changes]):
+        raise ConfigError(moved[0], changes[moved[0]][1],
+                          f"the checkpoint is at batch {batch} of an epoch; {', '.join(moved)} can only change at "
+                          "an epoch boundary")
+    if epochs is not None:
+        changes[EPOCHS] = epochs
+    if changes:
+        folder.append_config_change({
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epoch": completed, "batch": batch,
+            "global_step": checkpoint.get("global_step"), "changes": {k: list(v) for k, v in changes.items()}})
+    return changes
