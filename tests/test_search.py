@@ -304,7 +304,8 @@ def test_slurm_task_cancelled_mid_trial_is_retried_by_the_other(slurm_cluster, t
     assert launcher.returncode == 1 and f"SLURM task {job} failed" in output, output  # the cancelled task
     done = load(study_dir).get_trials()
     assert done[victim].state == TrialState.FAIL
-    retry = next(t for t in done if t.user_attrs.get("retry_of") == victim)
+    retry = next((t for t in done if t.user_attrs.get("retry_of") == victim), None)
+    assert retry is not None, output
     assert retry.state == TrialState.COMPLETE and retry.user_attrs["worker"]["slurm_job"] != job
     assert results(study_dir, retry)["resumed"] == 1
     assert sum(t.state == TrialState.COMPLETE for t in done) == 3

@@ -12,7 +12,8 @@ worker (host, pid, SLURM job) and touches study_dir/heartbeats/<number> every `h
 trial, a worker fails every running trial whose worker pid is gone (same host) or whose heartbeat is older
 than `grace_s`, and enqueues its parameters with the same run folder: the retry resumes from the killed
 run's last checkpoint. Marking it failed is a journal write that only one worker can win, so it is retried
-once. A worker interrupted (Ctrl-C) does the same for its own trial on the way out.
+once. A worker interrupted (Ctrl-C) or stopped by a signal (SLURM's scancel or preemption: the run checkpoints
+first) does the same for its own trial on the way out.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def run_worker(study_dir: Path | str, index: int = 0, threads: int | None = None
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, spec: DictConfig, study_dir: Path) -> None:
     """Train one trial in its run folder and tell the study how it ended."""
-    from ...training import NonFiniteLoss
+    from ...training import NonFiniteLoss, StopRequested
 
     params = {name: suggest(trial, name, dist) for name, dist in distributions(spec).items()}
     run_name = trial.user_attrs.get("run_dir") or f"trial_{trial.number:04d}"  # a retry keeps its folder
@@ -122,6 +123,9 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, spec: DictConfig, study_
         log.warning("trial %d diverged, recorded as pruned: %s", trial.number, diverged)
         trial.set_user_attr("reason", str(diverged))
         study.tell(trial, state=TrialState.PRUNED)
+    except StopRequested as stopped:  # a signal (scancel, preemption): checkpointed, the trial is not at fault
+        fail_and_retry(study, study.get_trials(deepcopy=False)[trial.number], f"its worker was stopped ({stopped})")
+        raise
     except Exception:
         study.tell(trial, state=TrialState.FAIL)
         raise
