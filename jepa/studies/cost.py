@@ -146,7 +146,8 @@ def main(args) -> int:
     elif args.seq_per_s is not None:
         seq_per_s, source = args.seq_per_s, "given"
     else:
-        raise SystemExit("give the throughput: --seq-per-s N, or --bench FILE (python -m jepa.performance.bench --json)")
+        raise SystemExit("give the throughput: --seq-per-s N, or --bench FILE "
+                         "(JSON lines of python -m jepa.performance.bench --json)")
     costs = study_cost(args.overrides, seq_per_s)
     if args.json:
         print(json.dumps({"seq_per_s": seq_per_s, "source": source, "measured": measured,
