@@ -30,7 +30,9 @@ combinations (`gpu_fast`: the fastest GPU mode candidate).
 import argparse
 import datetime
 import json
+import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -333,6 +335,18 @@ def table(rows: list[dict], summary: dict) -> str:
     return "\n".join([table_header(), *map(table_row, rows), "", summary_table(summary)])
 
 
+def run_group(cmd: list[str], timeout: float | None, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run in a process group of its own: on timeout the whole group goes (compile workers too)."""
+    with subprocess.Popen(cmd, start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def run_one(overrides: list[str], impl: str, mode: str, steps: int, warmup: int, time_limit: float | None) -> dict:
     """One (impl, mode) in its own process; a failure or a timeout comes back as a row with an `error`."""
     cmd = [sys.executable, "-m", "jepa.performance.bench", *overrides, "--impl", impl, "--modes", mode,
@@ -340,7 +354,7 @@ def run_one(overrides: list[str], impl: str, mode: str, steps: int, warmup: int,
     mode = mode if impl == "ours" else "reference"
     start = time.time()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit)
+        done = run_group(cmd, time_limit, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except subprocess.TimeoutExpired:
         return {"impl": impl, "mode": mode, "error": f"timed out after {time_limit:g} s", "wall_s": time.time() - start}
     if done.returncode:
