@@ -170,3 +170,14 @@ def test_gpu_check_dry_run_on_the_cpu_writes_its_summary(tmp_path):
     text = (tmp_path / "summary.md").read_text()
     assert "Dry run on the CPU" in text and "| gpu_fast_eager |" in text and "val mAP after 1 epoch" in text
     assert len((tmp_path / "bench.jsonl").read_text().splitlines()) == 4  # 3 runs and the summary
+
+
+@pytest.mark.slow  # compiles a tiny model twice on the CPU: minutes
+def test_a_second_process_loads_the_compiled_code_from_the_cache(tmp_path):
+    overrides = [*TINY, "data.batch_size=2", f"training.compile_cache_dir={tmp_path / 'cache'}"]
+    cold = run_one(overrides, "ours", "exact+compile", steps=1, warmup=2, time_limit=1200)
+    assert "error" not in cold, cold["error"]
+    assert (tmp_path / "cache" / "fxgraph").is_dir() and any((tmp_path / "cache" / "fxgraph").iterdir())
+    warm = run_one(overrides, "ours", "exact+compile", steps=1, warmup=2, time_limit=1200)
+    assert warm["compile_s"] < cold["compile_s"] / 2, (cold["compile_s"], warm["compile_s"])
+    assert warm["losses"] == cold["losses"]
