@@ -181,3 +181,10 @@ def test_a_second_process_loads_the_compiled_code_from_the_cache(tmp_path):
     warm = run_one(overrides, "ours", "exact+compile", steps=1, warmup=2, time_limit=1200)
     assert warm["compile_s"] < cold["compile_s"] / 2, (cold["compile_s"], warm["compile_s"])
     assert warm["losses"] == cold["losses"]
+
+
+def test_the_gpu_fast_experiment_is_the_published_default_with_the_bench_preset():
+    from jepa.config import compose_config
+
+    preset = compose_config(["experiment=published", "training.device=cuda", *mode_overrides("gpu_fast")])
+    assert compose_config(["experiment=gpu_fast"]) == preset
