@@ -38,10 +38,12 @@ def test_presets_expand_to_their_options():
 def test_strict_fp32_and_deterministic_switches(tiny_cfg, torch_defaults, monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     apply_numerics(tiny_cfg("training.tf32=false", "training.deterministic=true").training, torch.device("cpu"))
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee" and torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    assert torch.get_float32_matmul_precision() == "highest"
     assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     apply_numerics(tiny_cfg().training, torch.device("cpu"))
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     assert torch.backends.cuda.matmul.fp32_precision == "tf32" and torch.backends.cudnn.conv.fp32_precision == "tf32"
     assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
 

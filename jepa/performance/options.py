@@ -25,14 +25,13 @@ DEFAULT_COMPILE_CACHE = Path("~/.cache/jepa/inductor")
 
 
 def set_tf32(enabled: bool) -> None:
-    """TF32 for fp32 matmuls and cuDNN convolutions on CUDA (Ampere and later), or strict IEEE fp32."""
-    precision = "tf32" if enabled else "ieee"
-    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
-        torch.backends.cuda.matmul.fp32_precision = precision
-        torch.backends.cudnn.conv.fp32_precision = precision
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = enabled
-        torch.backends.cudnn.allow_tf32 = enabled
+    """TF32 for fp32 matmuls and cuDNN convolutions on CUDA (Ampere and later), or strict IEEE fp32.
+
+    Through the flags Inductor itself reads (torch 2.13 refuses to read them after a mix with the newer
+    per-backend `fp32_precision` settings).
+    """
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
 
 
 def set_deterministic(enabled: bool) -> None:
