@@ -10,11 +10,11 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from jepa.config import compose_config
 from jepa.config.resources import conf_dir, sweeps_dir
