@@ -116,9 +116,11 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("training.precision", t.precision, f"one of {PRECISIONS}")
     if t.mode not in TRAINING_MODES:
         raise ConfigError("training.mode", t.mode, f"one of {TRAINING_MODES}")
-    for key in ("compile", "channels_last"):
+    for key in ("compile", "channels_last", "tf32", "deterministic"):
         if not isinstance(t[key], bool):
             raise ConfigError(f"training.{key}", t[key], "true or false")
+    if t.compile_cache_dir is not None and not (isinstance(t.compile_cache_dir, str) and t.compile_cache_dir):
+        raise ConfigError("training.compile_cache_dir", t.compile_cache_dir, "a folder path, or null for the default")
     from ..models.activation_checkpointing import POLICIES
     from ..performance.cpu_allocator import CPU_ALLOCATORS
     from ..tracking.wandb_run import LOGGING_MODES

@@ -1,5 +1,6 @@
 """Speed and memory: the training options that leave the math alone, the CPU allocator, the benchmark
-against the literal reference (`python -m jepa.performance.bench`)."""
+against the literal reference (`python -m jepa.performance.bench`), and the one-shot GPU check
+(`python -m jepa.performance.gpu_check --out DIR`)."""
 
 from .cpu_allocator import CPU_ALLOCATORS, cpu_allocator
 from .options import apply_speed_options

@@ -2,28 +2,42 @@
 
 Times full training steps (forward, backward, Adam) on a synthetic batch of the configured shape, for the
 literal implementation of docs/model.md (jepa.reference, the one tests/test_reference_equivalence.py proves us equal
-to) and for ours in one or more modes, and prints for each: ms per step, sequences/s, the speed-up and the
-peak-memory ratio against the reference, FLOPs per step, achieved GFLOP/s and its fraction of the fp32
-matmul rate measured in the same process, and the losses of each step (ours exact must equal the
-reference's up to float rounding).
+to) and for ours in one or more modes, and reports for each run: ms per step, sequences/s, peak memory (GPU:
+max_memory_allocated; CPU: peak RSS above the process's start), FLOPs per step, achieved TFLOP/s and its
+fraction of the matmul rate measured in the same process in the precision the mode computes in (fp32 or TF32,
+bf16, fp16), the time from process start to the end of the first step, the compile time apart from the
+steady state, the projected epoch time (data.num_train sequences, or the canonical split's) and the
+training.epochs run time, and the losses of each step (ours exact must equal the reference's up to float
+rounding: TF32 on a GPU unless training.tf32=false). Then, per mode, the speed-up and the peak-memory ratio
+against the reference.
 
-Every (implementation, mode) runs in its own process, so peak memory is its own. On a shared machine
-absolute times drift from minute to minute: `--repeat N` alternates reference and modes N times and
-reports the median ratio with its spread.
+Every (implementation, mode) runs in its own process, so peak memory is its own, under `--time-limit`
+seconds: a run that fails or runs out of time is reported as such and the others go on. Each run is
+printed as soon as it is measured: a table row, or with `--json` one JSON line (`--out FILE` also appends
+the JSON lines to FILE); the per-mode summary comes last. The reference runs with the same process-wide
+numerics as ours (training.tf32, training.deterministic, and cuDNN's benchmark search on a GPU).
+On a shared machine absolute times drift from minute to minute: `--repeat N` alternates reference and
+modes N times and reports the median ratio with its spread.
 
     python -m jepa.performance.bench data.batch_size=8 --modes exact,fast,selective,full --repeat 2
     python -m jepa.performance.bench data.batch_size=2 --modes exact+compile --impl ours
+    python -m jepa.performance.bench data.batch_size=64 training.device=cuda --modes exact,gpu_fast --json
 
-A mode joins named options with "+" (BENCH_OPTIONS below), e.g. `fast+compile`.
+A mode joins named options with "+" (BENCH_OPTIONS below), e.g. `fast+compile`; PRESETS name documented
+combinations (`gpu_fast`: the fastest GPU mode candidate).
 """
 
 import argparse
+import datetime
 import json
+import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -34,7 +48,9 @@ from ..models import DetectionHead, PixelDecoder, VideoJEPA
 from ..reference import Reference, copy_weights
 from ..training.environment import resolve_device
 from .cpu_allocator import set_cpu_allocator
-from .options import apply_speed_options
+from .options import apply_numerics, apply_speed_options
+
+PROCESS_START = time.time()  # as near the process's start as this module gets: imports come before
 
 # The options a mode can join, as config overrides.
 BENCH_OPTIONS = {
@@ -49,15 +65,37 @@ BENCH_OPTIONS = {
     "system_malloc": ["training.cpu_allocator=system"],
     "fp16": ["training.precision=fp16"],
     "bf16": ["training.precision=bf16"],
+    "strict_fp32": ["training.tf32=false"],
+    "deterministic": ["training.deterministic=true"],
+}
+# Named combinations. gpu_fast: the fastest GPU mode candidate (bf16 autocast, channels_last, fast mode,
+# torch.compile); gpu_fast_eager: the same without compile (no compile time, first step in seconds).
+PRESETS = {
+    "gpu_fast": "fast+bf16+channels_last+compile",
+    "gpu_fast_eager": "fast+bf16+channels_last",
 }
 AMP_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def mode_overrides(mode: str) -> list[str]:
-    unknown = [name for name in mode.split("+") if name not in BENCH_OPTIONS]
+def mode_options(mode: str) -> list[str]:
+    """The option names of a mode, presets expanded: "gpu_fast+lean" -> [fast, bf16, channels_last, compile, lean]."""
+    names = [n for name in mode.split("+") for n in PRESETS.get(name, name).split("+")]
+    unknown = [name for name in names if name not in BENCH_OPTIONS]
     if unknown:
-        raise SystemExit(f"unknown mode option(s) {unknown}: choose from {sorted(BENCH_OPTIONS)}, joined with '+'")
-    return [o for name in mode.split("+") for o in BENCH_OPTIONS[name]]
+        raise SystemExit(f"unknown mode option(s) {unknown}: choose from {sorted(BENCH_OPTIONS)} or the presets "
+                         f"{sorted(PRESETS)}, joined with '+'")
+    return names
+
+
+def mode_overrides(mode: str) -> list[str]:
+    return [o for name in mode_options(mode) for o in BENCH_OPTIONS[name]]
+
+
+def matmul_precision(device: torch.device, precision: str, tf32: bool) -> str:
+    """The precision a step's matmuls and convolutions mostly run in: the yardstick's precision."""
+    if precision != "fp32":
+        return precision
+    return "tf32" if tf32 and device.type == "cuda" else "fp32"
 
 
 def sync(device: torch.device) -> None:
@@ -66,7 +104,12 @@ def sync(device: torch.device) -> None:
 
 
 def matmul_gflops(device: torch.device, dtype=None, n: int = 2048, reps: int = 5) -> float:
-    """The n x n matmul rate: the yardstick for "how close to this machine's peak"."""
+    """The n x n matmul rate: the yardstick for "how close to this machine's peak".
+
+    In fp32 it runs in TF32 when TF32 is on (training.tf32 on a GPU), like the step's own fp32 matmuls.
+    """
+    if device.type == "cuda":
+        reps *= 20  # a 2048^3 matmul takes well under a millisecond on a GPU
     a, b = (torch.randn(n, n, device=device, dtype=dtype or torch.float32) for _ in range(2))
     a @ b
     sync(device)
@@ -94,6 +137,8 @@ def build_step(cfg, impl: str, device: torch.device, batch: int | None = None, s
     scaler = None
     amp = AMP_DTYPES[t.precision] if impl == "ours" and speed else None
     if impl == "reference":
+        if speed:
+            apply_numerics(t, device)  # process-wide rounding and kernel choice: the same as ours
         video_spec = video.transpose(1, 2).contiguous()  # the reference takes [B, C, T, H, W]
         optimizer = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr)
 
@@ -158,12 +203,17 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     step = build_step(cfg, impl, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    amp = AMP_DTYPES[t.precision] if impl == "ours" else None
-    matmul_before = matmul_gflops(device, amp)
-    start = time.perf_counter()
-    warm_losses = [step() for _ in range(max(warmup, 2 if t.compile and impl == "ours" else 1))]
-    warmup_s = time.perf_counter() - start
-    sync(device)
+    precision = t.precision if impl == "ours" else "fp32"
+    amp = AMP_DTYPES[precision]
+    compiled = bool(t.compile) and impl == "ours"
+    warm_losses, warm_times = [], []
+    for _ in range(max(warmup, 2 if compiled else 1)):
+        start = time.perf_counter()
+        warm_losses.append(step())
+        sync(device)
+        warm_times.append(time.perf_counter() - start)
+        if len(warm_times) == 1:
+            first_step_end = time.time()
     sys0, faults0 = usage()
     times, losses = [], []
     for _ in range(steps):
@@ -172,28 +222,53 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
         sync(device)
         times.append(time.perf_counter() - start)
     sys1, faults1 = usage()
-    matmul_after = matmul_gflops(device, amp)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     del step
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    # The yardstick after the timed steps, so that its buffers do not count in the peak.
+    matmul = [matmul_gflops(device, amp) for _ in range(2)]
     flops = step_flops(cfg, impl, device)  # after the peak is read: its own batch-1 step must not count
     seconds = statistics.median(times)
-    matmul = (matmul_before + matmul_after) / 2
     batch = cfg.data.batch_size
+    seq_per_s = batch / seconds
+    from ..studies.cost import train_sequences
+
+    epoch_s = train_sequences(cfg.data) / seq_per_s
     return {
-        "impl": impl, "mode": mode if impl == "ours" else "reference", "device": str(device),
+        "impl": impl, "mode": mode if impl == "ours" else "reference", "options": mode_overrides(mode)
+        if impl == "ours" else [], "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "torch": torch.__version__, "cuda": torch.version.cuda, "date": datetime.date.today().isoformat(),
         "threads": torch.get_num_threads(), "batch_size": batch,
         "model": {k: cfg.model[k] for k in ("henc", "hpre", "dstc", "steps")},
         "encoder_strides": list(cfg.model.encoder_strides), "frames": cfg.data.frames,
-        "precision": t.precision if impl == "ours" else "fp32",
-        "losses": warm_losses + losses, "warmup_s": warmup_s, "step_s": times,
-        "ms_per_step": seconds * 1e3, "seq_per_s": batch / seconds,
-        "gflop_per_step": flops / 1e9, "gflops_per_s": flops / seconds / 1e9,
-        "matmul_gflops_per_s": [matmul_before, matmul_after],
-        "fraction_of_matmul_rate": flops / seconds / 1e9 / matmul,
+        "precision": precision, "tf32": bool(t.tf32), "deterministic": bool(t.deterministic),
+        "losses": warm_losses + losses, "warmup_step_s": warm_times, "warmup_s": sum(warm_times),
+        "step_s": times, "ms_per_step": seconds * 1e3, "seq_per_s": seq_per_s,
+        "first_step_end": first_step_end,
+        # What the first steps took beyond the steady state: compilation (and cuDNN's algorithm search).
+        "compile_s": max(0.0, sum(warm_times) - len(warm_times) * seconds) if compiled else None,
+        "gflop_per_step": flops / 1e9, "tflops_per_s": flops / seconds / 1e12,
+        "matmul_precision": matmul_precision(device, precision, t.tf32),
+        "matmul_tflops_per_s": statistics.mean(matmul) / 1e3,
+        "fraction_of_matmul_rate": flops / seconds / 1e9 / statistics.mean(matmul),
+        "epoch_sequences": train_sequences(cfg.data), "epoch_s": epoch_s,
+        "epochs": t.epochs, "run_h": t.epochs * epoch_s / 3600,
         "sys_s_per_step": (sys1 - sys0) / steps, "minor_faults_per_step": (faults1 - faults0) / steps,
-        "peak_rss_mb": peak_rss, "peak_rss_above_start_mb": peak_rss - rss_start,
-        "peak_cuda_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "peak_rss_mb": peak_rss, "peak_rss_above_start_mb": peak_rss - rss_start, "peak_cuda_mb": peak_cuda,
     }
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "cpu"
 
 
 def peak_mb(row: dict) -> float:
@@ -202,6 +277,7 @@ def peak_mb(row: dict) -> float:
 
 def compare(rows: list[dict]) -> dict:
     """Per mode: median and range over rounds of the speed-up and memory ratio against the reference."""
+    rows = [r for r in rows if "error" not in r]
     rounds = sorted({r["round"] for r in rows})
     refs = {r["round"]: r for r in rows if r["impl"] == "reference"}
     out = {}
@@ -214,8 +290,9 @@ def compare(rows: list[dict]) -> dict:
         # In one process (tests) the second measurement cannot raise the process's peak: no memory ratio.
         memory = [peak_mb(ours[k]) / peak_mb(refs[k]) for k in both if peak_mb(refs[k]) > 0] or [float("nan")]
         # Same initial weights and batch: every step's loss must agree up to float rounding (exact mode).
+        # Compiled modes take one more warm-up step: compare the steps both ran.
         loss_diff = max(
-            abs(a - b) / abs(b) for k in both for a, b in zip(ours[k]["losses"], refs[k]["losses"], strict=True)
+            abs(a - b) / abs(b) for k in both for a, b in zip(ours[k]["losses"], refs[k]["losses"], strict=False)
         )
         out[mode] = {
             "speedup": statistics.median(speedups), "speedup_range": [min(speedups), max(speedups)],
@@ -225,62 +302,118 @@ def compare(rows: list[dict]) -> dict:
     return out
 
 
-COLUMNS = ["round", "impl", "mode", "ms_per_step", "seq_per_s", "gflop_per_step", "gflops_per_s",
-           "matmul_gflops_per_s", "fraction_of_matmul_rate", "peak_mb", "sys_s_per_step", "warmup_s"]
+COLUMNS = ["round", "impl", "mode", "ms_per_step", "seq_per_s", "peak_mb", "tflops_per_s", "matmul_precision",
+           "fraction_of_matmul_rate", "first_step_s", "compile_s", "epoch_s", "run_h"]
+SUMMARY_COLUMNS = ["mode", "speedup (median, range)", "memory ratio (median, range)", "max rel. loss diff"]
 
 
-def table(rows: list[dict], summary: dict) -> str:
-    def fmt(v):
-        if isinstance(v, list):
-            return "-".join(f"{x:.3g}" for x in v)
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
+def fmt(v) -> str:
+    if isinstance(v, list):
+        return "-".join(f"{x:.3g}" for x in v)
+    return f"{v:.3g}" if isinstance(v, float) else "-" if v is None else str(v)
 
-    lines = [" | ".join(COLUMNS), " | ".join("---" for _ in COLUMNS)]
-    lines += [" | ".join(fmt(peak_mb(r) if c == "peak_mb" else r.get(c)) for c in COLUMNS) for r in rows]
-    lines += ["", "mode | speedup (median, range) | memory ratio (median, range) | max rel. loss diff",
-              "--- | --- | --- | ---"]
+
+def table_header() -> str:
+    return "\n".join([" | ".join(COLUMNS), " | ".join("---" for _ in COLUMNS)])
+
+
+def table_row(row: dict) -> str:
+    if "error" in row:
+        return " | ".join([str(row["round"]), row["impl"], row["mode"], f"**{row['error']}**"]
+                          + ["" for _ in COLUMNS[4:]])
+    return " | ".join(fmt(peak_mb(row) if c == "peak_mb" else row.get(c)) for c in COLUMNS)
+
+
+def summary_table(summary: dict) -> str:
+    lines = [" | ".join(SUMMARY_COLUMNS), " | ".join("---" for _ in SUMMARY_COLUMNS)]
     lines += [f"{mode} | {s['speedup']:.2f} ({fmt(s['speedup_range'])}) | {s['memory_ratio']:.3f} "
               f"({fmt(s['memory_ratio_range'])}) | {s['max_rel_loss_diff']:.1e}" for mode, s in summary.items()]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def table(rows: list[dict], summary: dict) -> str:
+    return "\n".join([table_header(), *map(table_row, rows), "", summary_table(summary)])
+
+
+def run_group(cmd: list[str], timeout: float | None, **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run in a process group of its own: on timeout the whole group goes (compile workers too)."""
+    with subprocess.Popen(cmd, start_new_session=True, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def run_one(overrides: list[str], impl: str, mode: str, steps: int, warmup: int, time_limit: float | None) -> dict:
+    """One (impl, mode) in its own process; a failure or a timeout comes back as a row with an `error`."""
+    cmd = [sys.executable, "-m", "jepa.performance.bench", *overrides, "--impl", impl, "--modes", mode,
+           "--steps", str(steps), "--warmup", str(warmup), "--in-process"]
+    mode = mode if impl == "ours" else "reference"
+    start = time.time()
+    try:
+        done = run_group(cmd, time_limit, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except subprocess.TimeoutExpired:
+        return {"impl": impl, "mode": mode, "error": f"timed out after {time_limit:g} s", "wall_s": time.time() - start}
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}", file=sys.stderr, flush=True)
+        return {"impl": impl, "mode": mode, "error": f"failed (exit {done.returncode}): {last[:200]}",
+                "wall_s": time.time() - start}
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    # From the command's start (interpreter and imports included) to the end of the first training step.
+    row["first_step_s"] = row.pop("first_step_end") - start
+    row["wall_s"] = time.time() - start
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data.batch_size=8 experiment=quick")
     parser.add_argument("--impl", choices=["ours", "reference", "both"], default="both")
-    parser.add_argument("--modes", default="exact", help="comma-separated modes of ours, e.g. exact,fast+compile")
+    parser.add_argument("--modes", default="exact", help="comma-separated modes of ours, e.g. exact,gpu_fast")
     parser.add_argument("--repeat", type=int, default=1, help="rounds alternating reference and modes")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run (their median is reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (2 at least with compile)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds per run; a run past it is "
+                        "reported as timed out and the others go on")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of table rows")
+    parser.add_argument("--out", type=Path, help="also append each run's JSON line to this file as it finishes")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # one run, for the driver
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
     if args.in_process:
         cfg = compose_config([*args.overrides, *mode_overrides(modes[0])])
         print(json.dumps(measure(cfg, args.impl, modes[0], args.steps, args.warmup)))
-        return
+        return 0
     runs = ([("reference", "exact")] if args.impl != "ours" else [])
     runs += [("ours", mode) for mode in modes] if args.impl != "reference" else []
     for _, mode in runs:
         compose_config([*args.overrides, *mode_overrides(mode)])  # refuse a bad config before any run
+    if not args.json:
+        print(table_header(), flush=True)
     rows = []
     for round_ in range(args.repeat):
         for impl, mode in runs:
-            cmd = [sys.executable, "-m", "jepa.performance.bench", *args.overrides, "--impl", impl, "--modes", mode,
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--in-process"]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode:
-                raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-4000:]}")
-            rows.append({"round": round_, **json.loads(done.stdout.strip().splitlines()[-1])})
-            if not args.json:
-                print(f"round {round_} {impl} {mode}: {rows[-1]['ms_per_step']:.0f} ms/step", file=sys.stderr)
+            row = {"round": round_, **run_one(args.overrides, impl, mode, args.steps, args.warmup, args.time_limit)}
+            rows.append(row)
+            line = json.dumps(row)
+            if args.out:
+                with args.out.open("a") as f:
+                    f.write(line + "\n")
+            print(line if args.json else table_row(row), flush=True)
     summary = compare(rows)
     if args.json:
-        print(json.dumps({"runs": rows, "summary": summary}, indent=2))
+        print(json.dumps({"summary": summary}), flush=True)
     else:
-        print(table(rows, summary))
+        print("\n" + summary_table(summary), flush=True)
+    if args.out:
+        with args.out.open("a") as f:
+            f.write(json.dumps({"summary": summary}) + "\n")
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""`python -m jepa.studies status SWEEP_DIR [--json]` (or `jepa-studies`): each run's state."""
+"""`python -m jepa.studies status SWEEP_DIR [--json]` (or `jepa-studies`): each run's state;
+`python -m jepa.studies cost +sweeps=NAME --seq-per-s N`: the study's projected GPU-hours."""
 
 import sys
 

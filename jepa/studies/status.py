@@ -1,4 +1,5 @@
-"""The state of each run of a study folder: `python -m jepa.studies status SWEEP_DIR [--json]`.
+"""The state of each run of a study folder: `python -m jepa.studies status SWEEP_DIR [--json]`;
+a study's projected GPU-hours before it is submitted: `python -m jepa.studies cost +sweeps=NAME --seq-per-s N`.
 
 A run's state comes from its own results.json first, then from its job: SLURM's queue (`squeue`) for
 `slurm`, whether the process is alive for `local` and `local_processes` (job_id is then a pid on `host`).
@@ -135,7 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="each run's state: pending, running, done or failed (reason)")
     status.add_argument("sweep_dir", type=Path)
     status.add_argument("--json", action="store_true", help="one JSON object: counts and runs")
+    cost = commands.add_parser("cost", help="a study's projected GPU-hours from a measured throughput")
+    cost.add_argument("overrides", nargs="*", help="the study's overrides, e.g. +sweeps=cov_std experiment=published")
+    cost.add_argument("--seq-per-s", type=float, help="training sequences per second, e.g. from the bench")
+    cost.add_argument("--bench", type=Path, help="JSON lines of `python -m jepa.performance.bench --json`")
+    cost.add_argument("--mode", help="with --bench: the bench mode to take (default: the fastest run)")
+    cost.add_argument("--json", action="store_true", help="one JSON object: runs and total")
     args = parser.parse_args(argv)
+    if args.command == "cost":
+        from .cost import main as cost_main
+
+        return cost_main(args)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a folder")
     states = sweep_states(args.sweep_dir)

@@ -197,13 +197,15 @@ class Trainer:
         epoch_index = p.epoch  # 0-based index of the epoch being trained
         # The last partial batch is trained, as in the published protocol: ceil(n / batch_size) steps an epoch.
         loader = make_loader(self.train_ds, cfg.data.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch_index,
-                             start_batch=p.batch, num_workers=cfg.data.num_workers, drop_last=False)
+                             start_batch=p.batch, num_workers=cfg.data.num_workers, drop_last=False,
+                             pin_memory=self.device.type == "cuda")
         bar = tqdm(validation.device_batches(loader, self.device), total=len(loader) + p.batch, initial=p.batch,
                    leave=False, desc=f"epoch {epoch_index + 1}/{cfg.training.epochs}",
                    disable=None if cfg.training.progress else True)
         start, sequences = time.monotonic(), 0
         for video, labels in bar:
-            values = {k: v.item() for k, v in self.train_step(video, labels).items()}
+            losses = self.train_step(video, labels)  # one device-to-host copy for all of them, not one each
+            values = dict(zip(losses, torch.stack(list(losses.values())).tolist(), strict=True))
             bad = [k for k, v in values.items() if not math.isfinite(v)]
             if bad:
                 raise NonFiniteLoss(f"non-finite loss at epoch {epoch_index + 1} step {p.global_step + 1}: "
