@@ -79,13 +79,13 @@ def test_one_cpu_training_step_in_each_precision_and_mode(tiny_cfg, tmp_path, pr
     cfg = tiny_cfg(f"training.precision={precision}", f"training.mode={mode}")
     trainer = Trainer(cfg, tmp_path)
     loader = make_loader(trainer.train_ds, cfg.data.batch_size, shuffle=True, seed=cfg.seed, drop_last=True)
-    before = [p.detach().clone() for p in trainer.model.parameters()]
+    before = [p.detach().clone() for p in trainer.learner.model.parameters()]
     losses = trainer.train_step(*next(device_batches(loader, trainer.device)))
     assert all(torch.isfinite(v) for v in losses.values())
-    assert trainer.scaler.is_enabled() == (precision == "fp16")  # fp16 scales its gradients
-    moved = any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters(), strict=True))
+    assert trainer.learner.scaler.is_enabled() == (precision == "fp16")  # fp16 scales its gradients
+    moved = any(not torch.equal(a, p) for a, p in zip(before, trainer.learner.model.parameters(), strict=True))
     # fp16 gradients at the GradScaler's initial scale (2^16) may overflow: the step is then skipped, scale halved.
-    assert moved or (precision == "fp16" and trainer.scaler.get_scale() < 2.0**16)
+    assert moved or (precision == "fp16" and trainer.learner.scaler.get_scale() < 2.0**16)
 
 
 def test_measure_reports_throughput_memory_and_projections(tiny_cfg):
@@ -131,14 +131,14 @@ def test_bench_prints_each_run_as_it_finishes(monkeypatch, capsys, tmp_path):
 
 
 def rows_for_summary():
-    common = {"impl": "ours", "batch_size": 64, "model": {"steps": 4}, "frames": 10, "epoch_sequences": 17984,
+    common = {"impl": "ours", "batch_size": 64, "model": {"steps": 4}, "frames": 10, "epoch_sequences": 18000,
               "epochs": 50, "peak_rss_above_start_mb": 0.0, "matmul_precision": "tf32", "matmul_tflops_per_s": 47.0,
               "tflops_per_s": 25.0, "fraction_of_matmul_rate": 0.5, "first_step_s": 12.0, "compile_s": None}
 
     def row(mode, seq, peak, **extra):
         ms = 64 / seq * 1e3
         return {**common, "mode": mode, "seq_per_s": seq, "ms_per_step": ms, "peak_cuda_mb": peak,
-                "epoch_s": 17984 / seq, "run_h": 50 * 17984 / seq / 3600, "losses": [1.0, 1.0], **extra}
+                "epoch_s": 18000 / seq, "run_h": 50 * 18000 / seq / 3600, "losses": [1.0, 1.0], **extra}
 
     return [row("reference", 119.0, 56000.0, impl="reference"), row("exact", 190.0, 50000.0),
             row("gpu_fast", 700.0, 20000.0, compile_s=80.0), row("gpu_fast", 710.0, 20000.0, compile_s=5.0)]

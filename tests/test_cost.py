@@ -9,17 +9,17 @@ from jepa.studies.cost import bench_throughput, study_cost, sweep_runs, train_se
 from jepa.studies.status import main
 
 
-def test_canonical_epoch_is_the_published_18000_sequences_less_the_ragged_batch():
+def test_canonical_epoch_is_the_published_18000_sequences_last_partial_batch_included():
     cfg = compose_config(["experiment=published"])
-    assert train_sequences(cfg.data) == 18000 - 18000 % 64
+    assert train_sequences(cfg.data) == 18000  # 282 steps at batch 64, the last of 16 sequences
 
 
 def test_cov_std_grid_at_119_sequences_per_second():
     costs = study_cost(["+sweeps=cov_std", "experiment=published"], seq_per_s=119)
     assert len(costs) == 9
-    assert {(c.epochs, c.train_sequences) for c in costs} == {(50, 17984)}
-    assert costs[0].hours == pytest.approx(50 * 17984 / 119 / 3600)  # 2.10 h a run
-    assert sum(c.hours for c in costs) == pytest.approx(9 * 50 * 17984 / 119 / 3600)  # 18.9 h
+    assert {(c.epochs, c.train_sequences) for c in costs} == {(50, 18000)}
+    assert costs[0].hours == pytest.approx(50 * 18000 / 119 / 3600)  # 2.10 h a run
+    assert sum(c.hours for c in costs) == pytest.approx(9 * 50 * 18000 / 119 / 3600)  # 18.9 h
     pairs = {(o[-2], o[-1]) for o in (c.overrides for c in costs)}
     assert ("loss.cov_coeff=100", "loss.std_coeff=1") in pairs and len(pairs) == 9
 
@@ -43,7 +43,7 @@ def test_cost_command_reads_the_bench_json_lines(tmp_path, capsys):
     assert main(["cost", "+sweeps=steps", "experiment=published", "--bench", str(bench), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["seq_per_s"] == 600.0 and len(out["runs"]) == 4
-    assert out["total_hours"] == pytest.approx(4 * 50 * 17984 / 600 / 3600)
+    assert out["total_hours"] == pytest.approx(4 * 50 * 18000 / 600 / 3600)
     assert main(["cost", "+sweeps=steps", "experiment=published", "--bench", str(bench)]) == 0
     text = capsys.readouterr().out
     assert "total: " in text and "differ from the measured run" in text  # steps 1, 2, 8 were not measured

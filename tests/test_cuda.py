@@ -54,17 +54,17 @@ def one_step(cfg, tmp_path: Path) -> tuple[Trainer, dict]:
 def test_one_training_step_in_each_precision_and_mode(tmp_path, precision, mode):
     cfg = compose_config([*ON_GPU, f"training.precision={precision}", *mode_overrides(mode)])
     trainer, losses = one_step(cfg, tmp_path)
-    assert trainer.device.type == "cuda" and next(trainer.model.parameters()).is_cuda
+    assert trainer.device.type == "cuda" and next(trainer.learner.model.parameters()).is_cuda
     assert all(math.isfinite(v.item()) for v in losses.values()), losses
-    assert trainer.scaler.is_enabled() == (precision == "fp16")
+    assert trainer.learner.scaler.is_enabled() == (precision == "fp16")
     if precision == "fp16":
-        assert trainer.scaler.get_scale() > 0
+        assert trainer.learner.scaler.get_scale() > 0
 
 
 def test_the_fastest_preset_trains_compiled(tmp_path):
     cfg = compose_config([*ON_GPU, *mode_overrides("gpu_fast"), f"training.compile_cache_dir={tmp_path / 'cache'}"])
     trainer, losses = one_step(cfg, tmp_path / "run")
-    assert trainer.model.encoder._compiled_call_impl is not None
+    assert trainer.learner.model.encoder._compiled_call_impl is not None
     assert all(math.isfinite(v.item()) for v in losses.values())
     assert any((tmp_path / "cache").iterdir())  # compiled code kept for the next process
 

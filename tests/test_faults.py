@@ -95,7 +95,7 @@ def test_an_allowed_config_change_takes_effect_and_is_recorded(tiny_cfg, tmp_pat
     assert "lr: 0.01" in (tmp_path / "config.yaml").read_text()
     resumed = Trainer(tiny_cfg("optim.lr=0.01"), tmp_path)
     resumed.restore(RunFolder(tmp_path).load_checkpoint())
-    assert [g["lr"] for g in resumed.optimizer.param_groups][:2] == [0.01, 0.01]
+    assert [g["lr"] for g in resumed.learner.optimizer.param_groups][:2] == [0.01, 0.01]
 
 
 def test_epochs_may_grow_but_not_fall_below_the_epochs_done(tiny_cfg, tmp_path):

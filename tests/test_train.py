@@ -10,7 +10,7 @@ import time
 import pytest
 from PIL import Image
 
-import jepa.training.trainer
+import jepa.training.learner
 from jepa.training import NonFiniteLoss, StopRequested, Trainer, train
 
 TIMING = ("time/",)
@@ -70,7 +70,7 @@ def test_resume_after_stop_ends_with_the_same_metrics(tiny_cfg, tmp_path):
 
 
 def test_non_finite_loss_fails_the_run_with_a_reason(tiny_cfg, tmp_path, monkeypatch):
-    real = jepa.training.trainer.training_losses
+    real = jepa.training.learner.training_losses
 
     def explode_on_step_2(*args, **kwargs):
         out = real(*args, **kwargs)
@@ -80,7 +80,7 @@ def test_non_finite_loss_fails_the_run_with_a_reason(tiny_cfg, tmp_path, monkeyp
         return out
 
     explode_on_step_2.calls = 0
-    monkeypatch.setattr(jepa.training.trainer, "training_losses", explode_on_step_2)
+    monkeypatch.setattr(jepa.training.learner, "training_losses", explode_on_step_2)
     with pytest.raises(NonFiniteLoss):
         train(tiny_cfg(), tmp_path)
     results = json.loads((tmp_path / "results.json").read_text())

@@ -33,7 +33,7 @@ def train_sequences(data: DictConfig) -> int:
         count = data.num_train
     if data.get("max_train_sequences") is not None:
         count = min(count, data.max_train_sequences)
-    return count - count % data.batch_size  # training drops the ragged last batch
+    return count  # every sequence: the last partial batch is trained too
 
 
 def epoch_seconds(data: DictConfig, seq_per_s: float) -> float:

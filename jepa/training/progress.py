@@ -4,6 +4,10 @@ The checkpoint holds it, so a resumed run continues from the exact batch it stop
 """
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+from ..runs import RUNNING
+from .environment import versions
 
 
 @dataclass
@@ -40,3 +44,20 @@ class Progress:
         """The progress of a checkpoint, counting this restart."""
         fields = {k: state[k] for k in ("epoch", "batch", "global_step", "sums", "history", "elapsed")}
         return cls(**fields, resumed=state["resumed"] + 1)
+
+    def count_restart(self, previous: dict) -> None:
+        """Count a restart that died before its first checkpoint: only results.json kept its count and time."""
+        self.resumed = max(self.resumed, (previous.get("resumed") or 0) + 1)
+        if isinstance(previous.get("wall_time_s"), (int, float)):
+            self.elapsed = max(self.elapsed, float(previous["wall_time_s"]))
+
+    def results(self, status: str, reason: str | None, cfg, session_seconds: float, started: str, device) -> dict:
+        """results.json's content (docs/run_folder.md) for a run of `cfg` standing here."""
+        return {
+            "status": status, "reason": reason, "seed": cfg.seed, "epochs": cfg.training.epochs,
+            "epochs_completed": self.epoch, "global_step": self.global_step,
+            "final": self.history[-1] if self.history else None, "best": self.best(),
+            "wall_time_s": round(self.elapsed + session_seconds, 3), "started": started,
+            "finished": None if status == RUNNING else datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "resumed": self.resumed, "versions": versions(), "device": str(device),
+        }

@@ -8,7 +8,6 @@ import logging
 import math
 import signal
 import time
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,19 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from ..data import build_datasets, make_loader
-from ..losses import match_reference_bn_updates, training_losses
-from ..models import DetectionHead, PixelDecoder, VideoJEPA
-from ..performance import apply_speed_options
 from ..runs import DONE, FAILED, PRUNED, RUNNING, RunFolder
 from . import validation
-from .environment import resolve_device, rng_state, seed_everything, set_rng_state, versions
+from .environment import resolve_device, rng_state, seed_everything, set_rng_state
+from .learner import Learner
 from .progress import Progress
 from .resume import check_resume
 
 log = logging.getLogger("jepa")
-
-AMP_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 class NonFiniteLoss(RuntimeError):
     pass
@@ -47,42 +41,22 @@ class StopRequested(Exception):
 
 
 class Trainer:
+    """The loop of one run in its folder: epochs of steps, evaluation, checkpoints, results, the tracker."""
+
     def __init__(self, cfg: DictConfig, run_dir: Path | str, tracker=None):
         self.cfg, self.folder, self.tracker = cfg, RunFolder(run_dir), tracker
-        t, m = cfg.training, cfg.model
-        if t.threads:
-            torch.set_num_threads(t.threads)
-        self.device = resolve_device(t.device)
+        if cfg.training.threads:
+            torch.set_num_threads(cfg.training.threads)
+        self.device = resolve_device(cfg.training.device)
         seed_everything(cfg.seed)
         self.train_ds, self.val_ds = build_datasets(cfg.data, cfg.seed)
-        self.model = VideoJEPA(m.dobs, m.henc, m.hpre, m.dstc, list(m.encoder_strides))
-        self.head = DetectionHead(m.dstc, m.hpre)
-        self.decoder = PixelDecoder(m.dstc, m.dobs, cfg.data.image_size)
-        match_reference_bn_updates(self.model.encoder)
-        for module in self.modules:
-            module.to(self.device)
-        apply_speed_options(self.model, self.head, self.decoder, t)
-        lr = cfg.optim.lr
-        self.optimizer = torch.optim.Adam([
-            {"params": self.model.parameters(), "lr": lr},
-            {"params": self.head.parameters(), "lr": lr},
-            {"params": self.decoder.parameters(), "lr": lr * cfg.optim.decoder_lr_scale},
-        ])
-        self.amp_dtype = AMP_DTYPES[t.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.precision == "fp16")
+        self.learner = Learner(cfg, self.device)
         self.progress = Progress()
         self.stop_requested, self.stop_signal = False, None
 
     @property
-    def modules(self):
-        return (self.model, self.head, self.decoder)
-
-    @property
     def global_step(self) -> int:
         return self.progress.global_step
-
-    def autocast(self):
-        return nullcontext() if self.amp_dtype is None else torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def request_stop(self, signum: int | None = None, *_) -> None:
         """Ask the loop to checkpoint at the next step boundary and raise StopRequested (signal-safe)."""
@@ -90,27 +64,13 @@ class Trainer:
         if isinstance(signum, int):
             self.stop_signal = signum
 
-    # ---------------------------------------------------------------- one step
     def train_step(self, video: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """video [B, T, C, H, W], labels [B, T, 8, 8]; returns the step's losses (detached)."""
-        cfg = self.cfg
-        for module in self.modules:
-            module.train()
-        with self.autocast():
-            losses = training_losses(self.model, self.head, self.decoder, video, labels, cfg.model.steps,
-                                     cfg.loss.std_coeff, cfg.loss.cov_coeff, fast=cfg.training.mode == "fast")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses.pop("total")).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return {k: v.detach().float() for k, v in losses.items()}
+        return self.learner.step(video, labels)
 
     # ---------------------------------------------------------------- checkpoints
     def save(self) -> None:
         self.folder.save_checkpoint({
-            "model": self.model.state_dict(), "head": self.head.state_dict(), "decoder": self.decoder.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-            **self.progress.state_dict(self.session_time()), "rng": rng_state(),
+            **self.learner.state_dict(), **self.progress.state_dict(self.session_time()), "rng": rng_state(),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         })
         self.last_save = time.monotonic()
@@ -118,16 +78,11 @@ class Trainer:
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint. Raises CheckpointError when it does not fit this run's model."""
         try:
-            for name in ("model", "head", "decoder", "optimizer", "scaler"):
-                getattr(self, name).load_state_dict(ckpt[name])
+            self.learner.load_state_dict(ckpt)
             self.progress = Progress.restored(ckpt)
             set_rng_state(ckpt["rng"])
         except Exception as exc:  # noqa: BLE001  (a missing entry, a wrong shape, a wrong type)
             raise self.folder.checkpoint_error(exc) from None
-        lr = self.cfg.optim.lr  # the config's rates, not the state's (they differ only under allow_config_change)
-        for group, group_lr in zip(self.optimizer.param_groups, (lr, lr, lr * self.cfg.optim.decoder_lr_scale),
-                                   strict=True):
-            group["lr"] = group_lr
         # metrics.jsonl may hold an epoch written after this checkpoint's history: the checkpoint wins.
         self.folder.write_metrics(self.progress.history)
 
@@ -136,15 +91,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- the run
     def results(self, status: str, reason: str | None = None) -> dict:
-        p = self.progress
-        return {
-            "status": status, "reason": reason, "seed": self.cfg.seed, "epochs": self.cfg.training.epochs,
-            "epochs_completed": p.epoch, "global_step": p.global_step,
-            "final": p.history[-1] if p.history else None, "best": p.best(),
-            "wall_time_s": round(p.elapsed + self.session_time(), 3), "started": self.started,
-            "finished": None if status == RUNNING else datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "resumed": p.resumed, "versions": versions(), "device": str(self.device),
-        }
+        return self.progress.results(status, reason, self.cfg, self.session_time(), self.started, self.device)
 
     def fit(self, checkpoint: dict | None = None) -> dict:
         """Train to the last epoch; resumes from `checkpoint` (or checkpoints/last.pt) when training.resume."""
@@ -162,11 +109,7 @@ class Trainer:
             log.info("resumed from %s at epoch %d batch %d (step %d)", self.folder.checkpoint,
                      p.epoch, p.batch, p.global_step)
         if previous is not None:
-            # A restart that died before its first checkpoint left its count and time in results.json only.
-            p = self.progress
-            p.resumed = max(p.resumed, (previous.get("resumed") or 0) + 1)
-            if isinstance(previous.get("wall_time_s"), (int, float)):
-                p.elapsed = max(p.elapsed, float(previous["wall_time_s"]))
+            self.progress.count_restart(previous)
             self.started = previous.get("started") or self.started
         self.folder.write_results(self.results(RUNNING))
         try:
@@ -232,8 +175,8 @@ class Trainer:
         eval_s = 0.0
         if epoch % cfg.training.eval_every == 0 or last:
             start = time.monotonic()
-            record.update(validation.evaluate(self.model, self.head, self.decoder, self.val_ds, cfg.data, cfg.seed,
-                                              self.device, self.autocast()))
+            record.update(validation.evaluate(*self.learner.modules, self.val_ds, cfg.data, cfg.seed, self.device,
+                                              self.learner.autocast()))
             eval_s = time.monotonic() - start
         record.update({"time/train_s": train_s, "time/eval_s": eval_s, "time/epoch_s": train_s + eval_s,
                        "time/seq_per_s": sequences / train_s if train_s > 0 else None})
@@ -253,4 +196,4 @@ class Trainer:
         log.info("epoch %d/%d %s (%.0fs)", epoch, cfg.training.epochs, summary, train_s + eval_s)
 
     def write_gif(self) -> Path:
-        return validation.write_gif(self.model, self.head, self.decoder, self.val_ds, self.device, self.folder.gif)
+        return validation.write_gif(*self.learner.modules, self.val_ds, self.device, self.folder.gif)
