@@ -239,7 +239,7 @@ def test_reuse_keeps_freed_memory_while_a_run_trains_and_gives_it_back_after():
     pages = 5 * (64 << 20) // 4096  # every page of every allocation zero-filled again by the kernel
     assert found["kind"] == "reuse"
     assert found["plain"] > pages / 2 and found["after"] > pages / 2, found
-    assert found["kept"] < pages / 20, found
+    assert found["kept"] <= pages / 5 + 100, found  # at most one allocation's pages: the heap grows once
 
 
 @pytest.mark.slow  # builds the C++ allocator once (about a minute), then torch caches it

@@ -32,9 +32,13 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _GLIBC_DEFAULT_THRESHOLD = 128 * 1024
 
 
+def _libc():
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def _mallopt():
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        mallopt = _libc().mallopt
     except (OSError, AttributeError):
         return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
@@ -49,8 +53,10 @@ def keep_freed_memory(keep: bool = True) -> bool:
         return False
     if keep:
         return bool(mallopt(_M_MMAP_THRESHOLD, 2**30) and mallopt(_M_TRIM_THRESHOLD, -1))  # -1: never trim
-    return bool(mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-                and mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD))
+    restored = bool(mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+                    and mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD))
+    _libc().malloc_trim(0)  # give back what the kept heap holds, wherever it lies in the heap
+    return restored
 
 
 @cache
