@@ -274,10 +274,10 @@ def check_steps_gain(selected: pd.DataFrame, keys: list[str], metric: str = "val
                           f"{difference_text(paired_difference(cells[h], cells[lo]), digits)}"
                           for h in high for lo in low)
         evidence = (f"means {means}. Best of 4/8 (steps {format_value(best_high)}) minus best of 1/2 (steps "
-                    f"{format_value(best_low)}): {difference_text(diff, digits)}. Every pair: {pairs}")
+                    f"{format_value(best_low)}): {difference_text(diff, digits)}")
         if verdict == INCONCLUSIVE:
             evidence += f"; not separable at this n ({needed_phrase(seeds_needed(diff))})"
-        checks.append(Check(context, verdict, evidence))
+        checks.append(Check(context, verdict, f"{evidence}. Every pair: {pairs}"))
     return _claim(number, checks)
 
 

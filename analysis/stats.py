@@ -218,6 +218,8 @@ def fmt(value: float, digits: int = 3, sign: bool = False) -> str:
     """A number, '–' for NaN; `sign` writes + for positives."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if round(value, digits) == 0:
+        value = 0.0  # no '-0.000'
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
