@@ -14,25 +14,23 @@ several contexts is supported (or contradicted) only when every context says so.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from analysis.group import format_value, short_names, sort_values
-from analysis.plots import ap_keys
+from analysis.group import ap_keys, format_value, short_names, sort_values
 from analysis.published import COV, PUBLISHED_BEST, PUBLISHED_COV_STD, STD, STEPS
 from analysis.stats import (
-    LEVEL,
-    Difference,
     difference_text,
     fmt,
     interval_text,
+    mean_of,
     needed_phrase,
     paired_difference,
     seeds_needed,
     t_interval,
+    top_two,
 )
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE = "supported", "contradicted", "inconclusive", \
@@ -63,24 +61,6 @@ class Claim:
     checks: list[Check] = field(default_factory=list)
 
 
-@dataclass
-class TopTwo:
-    """The best and runner-up configurations of a set, their difference and the seeds that would separate them."""
-
-    best: object
-    runner_up: object
-    difference: Difference
-    separable: bool
-    seeds_needed: int | None
-
-    def text(self, label=str, digits: int = 3) -> str:
-        d = self.difference
-        head = (f"best {label(self.best)} vs runner-up {label(self.runner_up)}: {difference_text(d, digits)}")
-        if self.separable:
-            return head + "; separable at this n."
-        return head + f"; not separable at this n ({needed_phrase(self.seeds_needed)})."
-
-
 def combine(verdicts: list[str]) -> str:
     """One verdict from several contexts: unanimous supported/contradicted, else inconclusive."""
     verdicts = [v for v in verdicts if v != NOT_APPLICABLE]
@@ -96,25 +76,7 @@ def combine(verdicts: list[str]) -> str:
 def seed_values(frame: pd.DataFrame, metric: str) -> list[tuple]:
     """[(seed, value)] of the runs in `frame`; without a seed column each run is its own seed (no pairing)."""
     seeds = frame["seed"] if "seed" in frame else pd.Series(list(frame.index), index=frame.index)
-    return [(s, float(v)) for s, v in zip(seeds, frame[metric]) if pd.notna(v)]
-
-
-def mean_of(pairs) -> float:
-    values = [v for _, v in pairs]
-    return float(np.mean(values)) if values else math.nan
-
-
-def top_two(cells: dict, goal: str = "max", level: float = LEVEL) -> TopTwo | None:
-    """The best and runner-up of {key: [(seed, value)]} by mean (`goal`), and their paired difference
-    (best - runner-up for max, runner-up - best for min, so a positive difference favours the best)."""
-    ranked = sorted((k for k in cells if cells[k]), key=lambda k: mean_of(cells[k]), reverse=goal == "max")
-    if len(ranked) < 2:
-        return None
-    best, runner = ranked[:2]
-    a, b = (cells[best], cells[runner]) if goal == "max" else (cells[runner], cells[best])
-    diff = paired_difference(a, b, level)
-    separable = diff.defined and diff.low > 0
-    return TopTwo(best, runner, diff, separable, seeds_needed(diff, level))
+    return [(s, float(v)) for s, v in zip(seeds, frame[metric], strict=True) if pd.notna(v)]
 
 
 def _contexts(selected: pd.DataFrame, keys: list[str], claim_keys: list[str]):
@@ -127,10 +89,10 @@ def _contexts(selected: pd.DataFrame, keys: list[str], claim_keys: list[str]):
     combos = sort_values(tuple(row) for row in selected[others].itertuples(index=False))
     for combo in combos:
         mask = np.ones(len(selected), dtype=bool)
-        for key, value in zip(others, combo):
+        for key, value in zip(others, combo, strict=True):
             column = selected[key]
             mask &= column.isna().to_numpy() if pd.isna(value) else (column == value).to_numpy()
-        yield ", ".join(f"{names[k]}={format_value(v)}" for k, v in zip(others, combo)), selected[mask]
+        yield ", ".join(f"{names[k]}={format_value(v)}" for k, v in zip(others, combo, strict=True)), selected[mask]
 
 
 def _cells(runs: pd.DataFrame, keys: list[str], metric: str) -> dict:
@@ -176,7 +138,8 @@ def check_cov_std(selected: pd.DataFrame, keys: list[str], metric: str = "val/mA
         means = f"cov 100 / std 10: mean {fmt(mean_of(target), digits)} (n={len(target)}), rank {rank} of {len(cells)}"
         if rank == 1:
             diff = top.difference
-            evidence = f"{means}; against the runner-up {_cov_std_label(top.runner_up)}: {difference_text(diff, digits)}"
+            runner_up = _cov_std_label(top.runner_up)
+            evidence = f"{means}; against the runner-up {runner_up}: {difference_text(diff, digits)}"
             if top.separable:
                 verdict = SUPPORTED
             else:

@@ -76,7 +76,7 @@ def sort_values(values) -> list:
 def short_names(keys: list[str]) -> dict[str, str]:
     """Last dotted part of each key where that is unambiguous ('loss.cov_coeff' -> 'cov_coeff')."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
 
 
 def config_label(row, keys: list[str], names: dict[str, str] | None = None) -> str:
@@ -134,7 +134,18 @@ def spread(values) -> tuple[float, float, int]:
 
 def summarise_configs(selected: pd.DataFrame, metric: str, goal: str = "max") -> pd.DataFrame:
     """One row per configuration: mean, std, n of `metric` over its seeds, best first."""
-    rows = [dict(zip(("mean", "std", "n"), spread(group[metric])), config=config, runs=", ".join(group.index))
-            for config, group in selected.groupby("config", sort=False)]
+    rows = [dict(zip(("mean", "std", "n"), spread(group[metric]), strict=True), config=config,
+                 runs=", ".join(group.index)) for config, group in selected.groupby("config", sort=False)]
     table = pd.DataFrame(rows, columns=["config", "mean", "std", "n", "runs"])
     return table.sort_values("mean", ascending=goal == "min", na_position="last", ignore_index=True)
+
+
+def horizon_keys(columns, prefix: str) -> list[tuple[int, str]]:
+    """[(k, prefix + k), ...] for the columns named prefix<k>, by horizon k."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
+    return sorted((int(m.group(1)), c) for c in columns if (m := pattern.match(c)))
+
+
+def ap_keys(columns, full: bool = False) -> list[tuple[int, str]]:
+    """val/AP_k (published protocol) or, with `full`, val/AP_full_k, present in `columns`."""
+    return horizon_keys(columns, "val/AP_full_" if full else "val/AP_")

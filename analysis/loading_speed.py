@@ -53,11 +53,11 @@ def write_sweep(root: Path, n_runs: int, epochs: int, seed: int = 0) -> None:
     """n_runs run folders under root, cycling through GRID x SEEDS, all finished."""
     rng = np.random.default_rng(seed)
     combos = itertools.cycle(itertools.product(*GRID.values(), SEEDS))
-    for i, combo in zip(range(n_runs), combos):
+    for i, combo in zip(range(n_runs), combos, strict=False):
         *values, run_seed = combo
         path = root / f"run_{i:05d}"
         path.mkdir(parents=True)
-        (path / "config.yaml").write_text(yaml.safe_dump(_config(dict(zip(GRID, values)), run_seed)))
+        (path / "config.yaml").write_text(yaml.safe_dump(_config(dict(zip(GRID, values, strict=True)), run_seed)))
         records = [_record(e, rng) for e in range(1, epochs + 1)]
         (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         results = {"status": "done", "reason": None, "seed": run_seed, "epochs": epochs,

@@ -4,8 +4,6 @@ Bands are 95% t-intervals of the seed mean (`analysis.stats`); a line of a singl
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
@@ -13,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from analysis.group import format_value, short_names, sort_values, summarise_configs
+from analysis.group import ap_keys, format_value, horizon_keys, short_names, sort_values, summarise_configs
 from analysis.stats import LEVEL, interval_text, t_quantile
 from analysis.tables import Grid, PivotTable, cell_interval, facet_title
 
@@ -93,17 +91,6 @@ def plot_heatmap(grid: Grid, table: PivotTable, digits: int = 3) -> Figure:
     return fig
 
 
-def horizon_keys(columns, prefix: str) -> list[tuple[int, str]]:
-    """[(k, prefix + k), ...] for the columns named prefix<k>, by horizon k."""
-    pattern = re.compile(re.escape(prefix) + r"(\d+)$")
-    return sorted((int(m.group(1)), c) for c in columns if (m := pattern.match(c)))
-
-
-def ap_keys(columns, full: bool = False) -> list[tuple[int, str]]:
-    """val/AP_k (published protocol) or, with `full`, val/AP_full_k, present in `columns`."""
-    return horizon_keys(columns, "val/AP_full_" if full else "val/AP_")
-
-
 def _baseline_keys(columns, name: str, full: bool) -> tuple[list[tuple[int, str]], str]:
     """The baseline's keys for the protocol and a label note; the full protocol falls back to per-batch."""
     keys = horizon_keys(columns, f"val/{name}/AP_full_") if full else []
@@ -133,7 +120,7 @@ def plot_ap_horizon(selected: pd.DataFrame, metric: str = "val/mAP", hue: str = 
     hue_name = short_names([hue])[hue]
     plotted = []
     ordered = sort_values(v for v in hue_values if v == v)  # NaN (missing key) is not a line
-    for value, colour in zip(ordered, colours(len(ordered))):
+    for value, colour in zip(ordered, colours(len(ordered)), strict=True):
         runs = selected[hue_values == value]
         configs = summarise_configs(runs, metric, goal)
         members = runs[runs["config"] == configs["config"].iat[0]]
@@ -172,7 +159,7 @@ def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     axes = fig.subplots(2, (len(panels) + 1) // 2, squeeze=False).ravel()
     handles = {}
-    for ax, (key, title) in zip(axes, panels):
+    for ax, (key, title) in zip(axes, panels, strict=False):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -181,8 +168,8 @@ def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs
             continue
         stats = data.groupby(["config", "epoch"])[key].agg(["mean", "std", "count"]).dropna(subset=["mean"])
         stats["half"] = [t_quantile(c - 1) * sd / np.sqrt(c) if c > 1 else np.nan
-                         for c, sd in zip(stats["count"], stats["std"])]
-        for config, colour in zip(configs, colours(len(configs))):
+                         for c, sd in zip(stats["count"], stats["std"], strict=True)]
+        for config, colour in zip(configs, colours(len(configs)), strict=True):
             if config not in stats.index:
                 continue
             line_stats = stats.loc[config]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.claims import Check, check_claims, claims_markdown, seed_values, top_two
-from analysis.group import add_configs, infer_goal, select_records, summarise_configs, varying_keys
+from analysis.claims import Check, check_claims, claims_markdown, seed_values
+from analysis.group import add_configs, ap_keys, infer_goal, select_records, summarise_configs, varying_keys
 from analysis.load import Sweep, find_optuna_studies, load_runs, progress_text
-from analysis.plots import ap_keys, plot_ap_horizon, plot_curves, plot_heatmap
+from analysis.plots import plot_ap_horizon, plot_curves, plot_heatmap
 from analysis.published import published_table_markdown
-from analysis.stats import fmt, interval_text, method_text, t_interval
+from analysis.stats import fmt, interval_text, method_text, t_interval, top_two
 from analysis.tables import PivotTable, facet_title, pivot, to_csv, to_latex, to_markdown, to_values_frame
 
 DPI = 130
@@ -230,7 +230,7 @@ def _report_md(sweep: Sweep, selected: pd.DataFrame, configs: pd.DataFrame, tabl
                + ".", ""]
         heatmaps = [n for n in paths if n.startswith("heatmap") and n.endswith(".png")]
         md += [f"![heat map {facet_title(g.facet)}]({n}) ([PDF]({n[:-4]}.pdf))\n".replace(" ]", "]")
-               for n, g in zip(heatmaps, table.grids)]
+               for n, g in zip(heatmaps, table.grids, strict=False)]
     else:
         md += [f"- {note}" for note in table.notes] + [""]
 

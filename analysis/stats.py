@@ -253,3 +253,39 @@ def method_text(level: float = LEVEL) -> str:
             f"interval excludes zero is called separable. Seeds needed: the n at which the t-interval of the "
             f"difference, at the observed spread, would exclude zero if the observed mean difference were the "
             f"true one.")
+
+
+@dataclass
+class TopTwo:
+    """The best and runner-up configurations of a set, their difference and the seeds that would separate them."""
+
+    best: object
+    runner_up: object
+    difference: Difference
+    separable: bool
+    seeds_needed: int | None
+
+    def text(self, label=str, digits: int = 3) -> str:
+        d = self.difference
+        head = (f"best {label(self.best)} vs runner-up {label(self.runner_up)}: {difference_text(d, digits)}")
+        if self.separable:
+            return head + "; separable at this n."
+        return head + f"; not separable at this n ({needed_phrase(self.seeds_needed)})."
+
+
+def mean_of(pairs) -> float:
+    values = [v for _, v in pairs]
+    return float(np.mean(values)) if values else math.nan
+
+
+def top_two(cells: dict, goal: str = "max", level: float = LEVEL) -> TopTwo | None:
+    """The best and runner-up of {key: [(seed, value)]} by mean (`goal`), and their paired difference
+    (best - runner-up for max, runner-up - best for min, so a positive difference favours the best)."""
+    ranked = sorted((k for k in cells if cells[k]), key=lambda k: mean_of(cells[k]), reverse=goal == "max")
+    if len(ranked) < 2:
+        return None
+    best, runner = ranked[:2]
+    a, b = (cells[best], cells[runner]) if goal == "max" else (cells[runner], cells[best])
+    diff = paired_difference(a, b, level)
+    separable = diff.defined and diff.low > 0
+    return TopTwo(best, runner, diff, separable, seeds_needed(diff, level))

@@ -20,7 +20,7 @@ import pandas as pd
 
 from analysis.group import format_value, short_names, sort_values
 from analysis.published import protocol_mismatches, published_cov_std
-from analysis.stats import LEVEL, interval_text, t_interval
+from analysis.stats import LEVEL, interval_text, t_interval, top_two
 
 SINGLE_SEED_NOTE = "± – [–]: a single seed (n=1), so no spread and no interval."
 SPREAD_NOTE = ("Cells: mean ± sample standard deviation over seeds (ddof=1), [95% t-interval of the mean: "
@@ -82,7 +82,7 @@ def pivot(selected: pd.DataFrame, rows: str, cols: str, metric: str, facet_keys=
     cells: dict[tuple, dict[tuple, list]] = {}
     runs: dict[tuple, list] = {}
     for record, seed, run in zip(selected[[*facet_keys, rows, cols, metric]].itertuples(index=False), seeds,
-                                 selected.index):
+                                 selected.index, strict=True):
         *facet, row, col, value = record
         row, col = (format_value(v) if isinstance(v, tuple) else v for v in (row, col))  # no MultiIndex
         cells.setdefault(tuple(facet), {}).setdefault((row, col), []).append((seed, value))
@@ -91,12 +91,11 @@ def pivot(selected: pd.DataFrame, rows: str, cols: str, metric: str, facet_keys=
     for facet in sort_values(cells):
         mismatches = protocol_mismatches(selected.loc[runs[facet]]) if lookup else []
         published = lookup if lookup and not mismatches else None
-        table.grids.append(_grid(dict(zip(facet_keys, facet)), cells[facet], goal, published, mismatches))
+        table.grids.append(_grid(dict(zip(facet_keys, facet, strict=True)), cells[facet], goal, published, mismatches))
     return table
 
 
 def _grid(facet: dict, cells: dict, goal: str, published=None, protocol=()) -> Grid:
-    from analysis.claims import top_two  # claims uses the tables' helpers: import late
 
     row_values = sort_values(r for r, _ in cells)
     col_values = sort_values(c for _, c in cells)
@@ -104,7 +103,7 @@ def _grid(facet: dict, cells: dict, goal: str, published=None, protocol=()) -> G
     frames = {name: pd.DataFrame(np.nan, index=row_values, columns=col_values) for name in names}
     for (row, col), pairs in cells.items():
         iv = t_interval([v for _, v in pairs], LEVEL)
-        for name, number in zip(names, (iv.mean, iv.std, iv.n, iv.low, iv.high)):
+        for name, number in zip(names, (iv.mean, iv.std, iv.n, iv.low, iv.high), strict=True):
             frames[name].loc[row, col] = number
     mean = frames["mean"]
     target = mean.max().max() if goal == "max" else mean.min().min()

@@ -138,7 +138,7 @@ def markdown_grid(text: str) -> dict:
     cells = {}
     for line in lines[2:]:
         row, *values = [c.strip() for c in line.strip("|").split("|")]
-        cells.update({(row, col): v for col, v in zip(header[1:], values)})
+        cells.update({(row, col): v for col, v in zip(header[1:], values, strict=True)})
     return cells
 
 
@@ -166,7 +166,8 @@ def test_table_markdown_cells_are_seed_means_spreads_and_counts(grid_report):
     text = paths["table.md"].read_text()
     assert "a single seed (n=1), so no spread and no interval" in text
     assert ("Best cov_coeff=100, std_coeff=10 vs runner-up cov_coeff=100, std_coeff=1: +0.100 [–] "
-            "(no interval: n = 3 and 1; fewer than two shared seeds); the top cells are not separable at this n") in text
+            "(no interval: n = 3 and 1; fewer than two shared seeds); the top cells are not separable at this n"
+            ) in text
     assert "No published values beside the cells: the runs differ from the published protocol" in text
 
 

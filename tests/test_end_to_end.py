@@ -54,7 +54,7 @@ def test_tiny_steps_study_with_seeds_to_report_with_intervals_and_claims(tmp_pat
 
     paths = build_report([sweep], out=tmp_path / "report", rows="model.steps", cols="loss.std_coeff")
     table = paths["table.md"].read_text()
-    for steps, by_seed in finals.items():
+    for by_seed in finals.values():
         iv = t_interval(list(by_seed.values()))
         assert f"{interval_text(iv)} (n=2)" in table
     report = paths["report"].read_text()

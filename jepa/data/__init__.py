@@ -102,7 +102,7 @@ def build_datasets(data_cfg, seed: int):
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", seed, "a non-negative integer")
     train, val = _canonical(cfg) if cfg["source"] == "canonical" else _generated(cfg, seed)
-    if len(train) < cfg["batch_size"]:  # drop_last would leave an epoch without a single step
+    if len(train) < cfg["batch_size"]:  # not even one full batch: a batch size that cannot be meant
         raise ConfigError("data.batch_size", cfg["batch_size"],
                           f"at most the {len(train)} training sequences (see data.max_train_sequences)")
     return train, val

@@ -36,8 +36,9 @@ def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int = 0, epoc
                 num_workers: int = 0, drop_last: bool | None = None, pin_memory: bool = False) -> DataLoader:
     """A DataLoader over one epoch: batches (video [B, 1, T, H, W], labels [B, T, 8, 8]).
 
-    drop_last defaults to `shuffle`: training drops the ragged last batch (BatchNorm statistics of a tiny
-    batch are noise), validation keeps it so every sequence is scored. Make a new loader each epoch.
+    drop_last (default: `shuffle`) drops the ragged last batch of a shuffled epoch. The trainer passes False:
+    the published protocol trains on the last partial batch too (ceil(n / batch_size) steps an epoch), and
+    validation keeps it so every sequence is scored. Make a new loader each epoch.
     """
     sampler = EpochBatchSampler(len(ds), batch_size, shuffle, seed, epoch, start_batch,
                                 shuffle if drop_last is None else drop_last)
