@@ -209,8 +209,10 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
 
 # --- claims 3 and 4 ----------------------------------------------------------------------------------------
 
-def _steps_cells(runs: pd.DataFrame, metric: str) -> dict:
-    return {float(k): v for k, v in _cells(runs, [STEPS], metric).items()}
+def _steps_contexts(selected: pd.DataFrame, keys: list[str], metric: str):
+    """(context, {steps: [(seed, value)]}) for each combination of the other varying keys."""
+    for context, runs in _contexts(selected, keys, [STEPS]):
+        yield context, {float(k): v for k, v in _cells(runs, [STEPS], metric).items()}
 
 
 def check_steps_gain(selected: pd.DataFrame, keys: list[str], metric: str = "val/mAP", digits: int = 3) -> Claim:
@@ -219,8 +221,7 @@ def check_steps_gain(selected: pd.DataFrame, keys: list[str], metric: str = "val
     if STEPS not in keys:
         return _not_applicable(number, "not applicable (model.steps does not vary).")
     checks = []
-    for context, runs in _contexts(selected, keys, [STEPS]):
-        cells = _steps_cells(runs, metric)
+    for context, cells in _steps_contexts(selected, keys, metric):
         high = [s for s in (4.0, 8.0) if cells.get(s)]
         low = [s for s in (1.0, 2.0) if cells.get(s)]
         if not high or not low:
@@ -250,8 +251,7 @@ def check_saturation(selected: pd.DataFrame, keys: list[str], metric: str = "val
     if STEPS not in keys:
         return _not_applicable(number, "not applicable (model.steps does not vary).")
     checks = []
-    for context, runs in _contexts(selected, keys, [STEPS]):
-        cells = _steps_cells(runs, metric)
+    for context, cells in _steps_contexts(selected, keys, metric):
         if not cells.get(4.0) or not cells.get(8.0):
             checks.append(Check(context, NOT_APPLICABLE, "needs runs of steps 4 and steps 8"))
             continue

@@ -22,6 +22,7 @@ from jepa.performance.options import set_deterministic, set_tf32
 from jepa.training import StopRequested, Trainer
 from jepa.training.validation import device_batches
 from tests.conftest import TINY
+from tests.test_train import StopAfter
 
 pytestmark = [
     pytest.mark.cuda,
@@ -83,14 +84,6 @@ def test_exact_mode_gives_the_reference_losses(tf32, rtol):
         assert abs(a - b) <= rtol * abs(b), (our_losses, ref_losses)
 
 
-class StopAfter(Trainer):
-    n = 3
-
-    def train_step(self, video, labels):
-        out = super().train_step(video, labels)
-        if self.global_step + 1 == self.n:
-            self.request_stop()
-        return out
 
 
 def comparable(record: dict) -> dict:
