@@ -42,13 +42,14 @@ def describe(holder: dict) -> str:
     return f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
 
 
-def _pid_alive(pid) -> bool:
+def pid_alive(pid: int | str) -> bool:
+    """Whether process `pid` exists on this host (lock holders, local jobs, search workers)."""
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError, TypeError):
-        return isinstance(pid, int)  # a live process of another user (a bad pid is not a live one)
+    except (ProcessLookupError, OverflowError, ValueError, TypeError):
+        return False  # gone, or not a pid at all
+    except PermissionError:
+        return True  # alive, another user's
     return True
 
 
@@ -71,7 +72,7 @@ def is_stale(holder: dict, age: float) -> bool:
     if age > STALE_S:
         return True
     if holder.get("host") == socket.gethostname():
-        return not _pid_alive(holder.get("pid"))
+        return not pid_alive(holder.get("pid"))
     return False  # another host's holder (or half-written content) with a fresh heartbeat
 
 

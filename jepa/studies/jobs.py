@@ -1,9 +1,10 @@
 """Whether a run's job is waiting, running or has ended: SLURM's queue, or the process on this host."""
 
 import getpass
-import os
 import socket
 import subprocess
+
+from ..runs.lock import pid_alive
 
 # SLURM job states (squeue %T) -> what they mean for the run; any other state is a job that has ended
 SLURM_WAITING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SUSPENDED", "CONFIGURING"}
@@ -23,17 +24,6 @@ def slurm_job_states(job_ids: list[str]) -> dict[str, str] | None:
         return None
     known = dict(line.split("|", 1) for line in out.stdout.splitlines() if "|" in line)
     return {job: known[job] for job in job_ids if job in known}
-
-
-def pid_alive(pid: int | str) -> bool:
-    """Whether process `pid` exists on this host."""
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 def job_activity(entries: dict[str, dict]) -> dict[str, str]:
