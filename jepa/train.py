@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .config import ConfigError
+from .config.errors import EXIT_CONFIG, hydra_handed_over, mark_hydra_handed_over
 from .config.identity import register_resolvers
 from .config.resources import conf_dir
 from .runs import RunFolderError, RunLocked
@@ -27,8 +28,7 @@ from .training import StopRequested, train
 
 log = logging.getLogger("jepa")
 register_resolvers()
-EXIT_CONFIG, EXIT_LOCKED = 2, 3
-_entered = False  # whether Hydra got as far as calling main (else an exit 1 is its own composition error)
+EXIT_LOCKED = 3
 
 
 _hydra_files: dict[Path, bytes] = {}  # RUN/.hydra/* as they were before Hydra rewrote them for this start
@@ -44,8 +44,7 @@ def _refuse(message: str, code: int):
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    global _entered
-    _entered = True
+    mark_hydra_handed_over()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         results = train(cfg, run_dir)
@@ -97,7 +96,7 @@ def cli() -> None:
     try:
         main()
     except SystemExit as exc:
-        if exc.code == 1 and not _entered:
+        if exc.code == 1 and not hydra_handed_over():
             raise SystemExit(EXIT_CONFIG) from None
         raise
 

@@ -1,5 +1,6 @@
 """The offline analysis on synthetic sweep folders with known numbers (docs/run_folder.md is the format)."""
 
+import itertools
 import json
 import math
 import os
@@ -133,7 +134,9 @@ def assert_cell(actual, expected, digits=3):
 
 def markdown_grid(text: str) -> dict:
     """{(row, col): cell text} of the first Markdown table in `text`."""
-    lines = [line for line in text.splitlines() if line.startswith("|")]
+    all_lines = text.splitlines()
+    start = next(i for i, line in enumerate(all_lines) if line.startswith("|"))
+    lines = list(itertools.takewhile(lambda line: line.startswith("|"), all_lines[start:]))
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     cells = {}
     for line in lines[2:]:

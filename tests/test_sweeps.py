@@ -169,9 +169,12 @@ def test_local_grid_names_its_runs_and_a_relaunch_skips_them(tmp_path):
 
 
 @pytest.mark.slow
-def test_failing_run_leaves_the_rest_done_and_is_reported(tmp_path):
+@pytest.mark.parametrize("launcher", ["local", "local_processes"])
+def test_failing_run_leaves_the_rest_done_and_is_reported(tmp_path, launcher):
+    """Exit 1 in both: the runs train in this process (local) or in others (local_processes, as on SLURM),
+    where the launcher's exit 1 must not read as a Hydra composition error (exit 2)."""
     sweep = tmp_path / "lr"
-    proc, _ = run_sweep(sweep, *FAILING)
+    proc, _ = run_sweep(sweep, *FAILING, f"hydra/launcher={launcher}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "2 runs: 1 done, 1 failed" in proc.stdout
     assert "failed    " in proc.stdout and "optim.lr=1e+30" in proc.stdout and "non-finite loss" in proc.stdout

@@ -10,3 +10,19 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value, valid: str):
         self.key, self.value, self.valid = key, value, valid
         super().__init__(f"{key}={value!r} is invalid: {valid}")
+
+
+EXIT_CONFIG = 2  # every entry point's exit code for a bad value, Hydra's own composition errors included
+
+_hydra_handed_over = False
+
+
+def mark_hydra_handed_over() -> None:
+    """Called where Hydra hands control to the project (the app's main, a study launcher's plan): an exit 1
+    after this is the project's own (a failed run or sweep), before it one of Hydra's composition errors."""
+    global _hydra_handed_over
+    _hydra_handed_over = True
+
+
+def hydra_handed_over() -> bool:
+    return _hydra_handed_over

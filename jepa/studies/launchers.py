@@ -38,6 +38,7 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher as stock
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .. import private_apis
+from ..config.errors import EXIT_CONFIG, mark_hydra_handed_over
 from ..runs import FAILED, RunFolder, RunFolderError, is_done, live_holder
 from ..runs.lock import describe
 from .jobs import job_activity
@@ -70,7 +71,7 @@ def run_folder_name(cfg: DictConfig) -> str:
 def refuse(problems: list[str], total: int) -> None:
     print(f"sweep refused, nothing was launched: {len(problems)} problem(s) among {total} runs\n"
           + "\n".join(problems), file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(EXIT_CONFIG)
 
 
 class StudyLauncher:
@@ -92,6 +93,7 @@ class StudyLauncher:
         """Compose and check every run, refusing the sweep on any problem; mark the runs to skip."""
         from ..config import ConfigError, validate
 
+        mark_hydra_handed_over()  # from here on, an exit 1 is a failed run's, not a composition error
         runs, problems = [], []
         for offset, overrides in enumerate(job_overrides):
             index, overrides = initial_job_idx + offset, list(overrides)
