@@ -125,6 +125,24 @@ def test_the_app_refuses_a_changed_resume_and_leaves_the_folder_as_it_was(tmp_pa
     assert {p: p.read_bytes() for p in kept} == kept
 
 
+@pytest.mark.slow
+def test_a_sweep_whose_run_would_refuse_its_resume_is_refused_before_any_run_starts(tiny_cfg, tmp_path):
+    """Relaunching a sweep where one run's checkpoint holds other values (here optim.lr, which names no run
+    folder) refuses the whole sweep with exit 2, naming the run and `key: old -> new`: no run starts, so no
+    other run trains and no run is turned into a failure."""
+    base = [*TINY, "training.threads=1"]
+    held = tmp_path / run_name([*base, "loss.cov_coeff=1"], 2025)
+    checkpoint_at(tiny_cfg("training.threads=1", "loss.cov_coeff=1", "optim.lr=0.01"), held, epoch=1)
+    kept = {p: p.read_bytes() for p in held.rglob("*") if p.is_file()}
+    proc = subprocess.run([sys.executable, "-m", "jepa.train", "-m", *base, "loss.cov_coeff=1,10",
+                           f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "sweep refused, nothing was launched: 1 problem(s) among 2 runs" in proc.stderr
+    assert "optim.lr: 0.01 -> 0.001" in proc.stderr and "loss.cov_coeff=1\n" in proc.stderr, proc.stderr
+    assert {p: p.read_bytes() for p in held.rglob("*") if p.is_file()} == kept
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [held.name]  # the other never started
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_a_cuda_device_this_machine_lacks_is_a_config_error(tiny_cfg, tmp_path, device):

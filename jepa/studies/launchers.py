@@ -5,6 +5,7 @@ Before anything runs, each launcher
     (exit code 2), listing every bad run with its overrides and error; nothing is launched;
   - refuses runs that would share a run folder (a swept key left out of the folder name);
   - skips runs whose results.json is done, and runs whose job is still queued or running;
+  - refuses the sweep when a run's checkpoint would refuse to resume under its new config (jepa.training.resume);
   - records every run in SWEEP_DIR/manifest.json (jepa.studies.manifest; `python -m jepa.studies status`).
 It then runs or submits the others. A failing run does not stop the rest: the sweep ends with a summary (done,
 failed with reasons, requeued) and exits 1 if a run failed. Under submitit, the time-limit signal (USR2) makes
@@ -68,6 +69,11 @@ def run_folder_name(cfg: DictConfig) -> str:
         hydra_config.cfg = saved
 
 
+def task_config(cfg: DictConfig) -> DictConfig:
+    """A composed sweep config without its hydra node: the run's own config."""
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+
+
 def refuse(problems: list[str], total: int) -> None:
     print(f"sweep refused, nothing was launched: {len(problems)} problem(s) among {total} runs\n"
           + "\n".join(problems), file=sys.stderr)
@@ -92,6 +98,7 @@ class StudyLauncher:
     def plan(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[PlannedRun]:
         """Compose and check every run, refusing the sweep on any problem; mark the runs to skip."""
         from ..config import ConfigError, validate
+        from ..training.resume import refusal_before_start
 
         mark_hydra_handed_over()  # from here on, an exit 1 is a failed run's, not a composition error
         runs, problems = [], []
@@ -102,7 +109,7 @@ class StudyLauncher:
                 with open_dict(cfg.hydra.job):
                     cfg.hydra.job.id = cfg.hydra.job.num = index
                 name = run_folder_name(cfg)
-                task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+                task = task_config(cfg)
                 validate(task)
             except Exception as exc:  # noqa: BLE001  (a config error, or any error Hydra raised composing the run)
                 error = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
@@ -137,6 +144,13 @@ class StudyLauncher:
                 run.skip = f"already queued or running as job {entries[run.name]['job_id']}"
             elif (holder := live_holder(folder)) is not None:
                 run.skip = f"being trained by another process ({describe(holder)})"
+        # a run its folder's checkpoint would refuse to resume (it would fail at once): the sweep is refused
+        resumes = [(r, refusal_before_start(task_config(r.config), RunFolder(folder)))
+                   for r in runs if not r.skip and (folder := self.sweep_dir / r.name).is_dir()]
+        problems = [f"  #{r.index} {' '.join(filter_overrides(r.overrides))}\n      {refusal}"
+                    for r, refusal in resumes if refusal is not None]
+        if problems:
+            refuse(problems, len(job_overrides))
         done = sum(r.skip == "done" for r in runs)
         if done:
             log.info("%d of %d runs are already done: skipped", done, len(runs))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError
@@ -52,6 +53,33 @@ def _switch(cfg: DictConfig, key: str) -> bool:
     return value
 
 
+def _refusal(changes: dict[str, tuple], folder: RunFolder) -> ConfigError:
+    listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in changes.items())
+    return ConfigError("resume", listing,
+                       f"{folder.path} was trained with other values (its checkpoint's config); resume with the "
+                       "same values, use a new run folder, start afresh with training.resume=false, or continue "
+                       f"under the new values with {SWITCH}=true (recorded in config_changes.jsonl)")
+
+
+def refusal_before_start(cfg: DictConfig, folder: RunFolder) -> ConfigError | None:
+    """The refusal check_resume would give `cfg` in `folder`, read from the folder's config.yaml (which always
+    holds the config of the run its checkpoint continues), for a study launcher to refuse a sweep before any
+    run starts. None where the run would start (or decides for itself: no readable config.yaml)."""
+    if cfg.training.resume is not True or not folder.checkpoint.is_file() or not folder.config.is_file():
+        return None
+    try:
+        old = yaml.safe_load(folder.config.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    changes = config_changes(old, OmegaConf.to_container(cfg, resolve=True))
+    changes.pop(EPOCHS, None)  # the run compares it with the epochs its checkpoint completed
+    if not changes or _switch(cfg, SWITCH):
+        return None
+    return _refusal(changes, folder)
+
+
 def check_resume(cfg: DictConfig, checkpoint: dict, folder: RunFolder) -> dict[str, tuple]:
     """Refuse (ConfigError) resuming `checkpoint` under `cfg` when they differ in what the run computes;
     return the changes allowed (recorded in config_changes.jsonl)."""
@@ -65,12 +93,8 @@ def check_resume(cfg: DictConfig, checkpoint: dict, folder: RunFolder) -> dict[s
     if epochs is not None and isinstance(epochs[1], int) and epochs[1] < completed:
         raise ConfigError(EPOCHS, epochs[1], f"at least the {completed} epoch(s) {folder.path} has completed "
                                              "(start afresh with training.resume=false, or use a new run folder)")
-    listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in changes.items())
     if changes and not _switch(cfg, SWITCH):
-        raise ConfigError("resume", listing,
-                          f"{folder.path} was trained with other values (its checkpoint's config); resume with the "
-                          "same values, use a new run folder, start afresh with training.resume=false, or continue "
-                          f"under the new values with {SWITCH}=true (recorded in config_changes.jsonl)")
+        raise _refusal(changes, folder)
     if batch and (moved := [k for k in EPOCH_BOUNDARY_ONLY if k in changes]):
         raise ConfigError(moved[0], changes[moved[0]][1],
                           f"the checkpoint is at batch {batch} of an epoch; {', '.join(moved)} can only change at "
