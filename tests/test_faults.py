@@ -30,6 +30,8 @@ from analysis.load import read_run
 from jepa.config import ConfigError
 from jepa.config.identity import run_name
 from jepa.runs import CheckpointError, RunFolder, RunFolderError, RunLock, RunLocked, live_holder
+from jepa.runs.lock import describe
+from jepa.studies.manifest import update_manifest
 from jepa.studies.status import sweep_states
 from jepa.training import StopRequested, Trainer, train
 from jepa.training.environment import resolve_device, rng_state, set_rng_state
@@ -392,6 +394,24 @@ def test_two_starts_of_one_run_train_it_once(tmp_path):
     refused = outs[[p.returncode for p in procs].index(3)][1]
     assert "being trained by another process" in refused and "Traceback" not in refused
     assert results(tmp_path)["status"] == "done" and not (tmp_path / ".lock").exists()
+
+
+def test_status_follows_the_run_lock_when_the_recorded_job_has_ended(tmp_path):
+    """A run whose manifest job has ended (a second copy of the sweep recorded its own job, which skipped the
+    run) reads running while another live process holds its folder, naming that process; failed once none does."""
+    sweep = tmp_path / "sweep"
+    run = sweep / "a_run"
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"status": "running"}))
+    update_manifest(sweep, {"a_run": {"overrides": [], "launcher": "local_processes", "job_id": str(dead_pid()),
+                                      "host": socket.gethostname()}})
+    with RunLock(run):
+        [state] = sweep_states(sweep)
+        holder = describe(live_holder(run))
+        assert (state.state, state.reason) == ("running", f"being trained by another process ({holder})")
+        assert f"pid {os.getpid()}" in holder
+    [state] = sweep_states(sweep)
+    assert state.state == "failed" and state.reason.startswith("its job ended before the run finished")
 
 
 @pytest.mark.slow

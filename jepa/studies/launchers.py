@@ -174,9 +174,6 @@ class StudyLauncher:
     def finish(self, runs: list[PlannedRun], returns: dict[str, Any]) -> list[JobReturn]:
         """Print the summary; exit 1 if a run failed, else return one JobReturn per run."""
         states = sweep_states(self.sweep_dir, [r.name for r in runs], activity={n: "ended" for n in returns})
-        for s in states:  # a run another process took over after this launch (each run checks its lock)
-            if s.state == "failed" and (holder := live_holder(self.sweep_dir / s.name)) is not None:
-                s.state, s.reason = "running", f"being trained by another process ({describe(holder)})"
         skipped = sum(r.skip == "done" for r in runs)
         lines = [f"sweep {self.sweep_dir}: {counts_line(states)}"
                  + (f"; {skipped} were already done and skipped" if skipped else "")]

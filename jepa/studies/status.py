@@ -8,7 +8,8 @@ A run's state comes from its own results.json first, then from its job: SLURM's 
     done      results.json says done
     pruned    results.json says pruned (an Optuna trial its pruner stopped: finished, not an error)
     failed    results.json says failed (with its reason), its job ended before the run finished, or its
-              results.json cannot be read (the reason names the file; relaunching the sweep rebuilds it)
+              results.json cannot be read (the reason names the file; relaunching the sweep rebuilds it);
+              a run whose folder another live process holds (jepa.runs.lock) is running, whatever its job
 Run folders that hold a results.json but are not in the manifest (launched otherwise) are listed too.
 """
 
@@ -20,7 +21,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..runs import DONE, PRUNED, RunFolder, RunFolderError, find_run_folders
+from ..runs import DONE, PRUNED, RunFolder, RunFolderError, find_run_folders, live_holder
+from ..runs.lock import describe
 from .jobs import job_activity
 from .manifest import read_manifest
 
@@ -90,7 +92,12 @@ def sweep_states(sweep_dir: Path | str, names: list[str] | None = None,
         except RunFolderError as exc:  # shown as a problem; relaunching the sweep rebuilds it
             states.append(RunState(name, "failed", str(exc), None, None, None, 0, entries.get(name, {}).get("job_id")))
             continue
-        states.append(run_state(name, results, entries.get(name, {}), activity.get(name)))
+        state = run_state(name, results, entries.get(name, {}), activity.get(name))
+        if state.state == "failed" and (holder := live_holder(sweep_dir / name)) is not None:
+            # its recorded job ended, but another process trains it now (a second copy of the sweep, a manual
+            # start): the run's lock, not the manifest's job, says who trains a run folder
+            state.state, state.reason = "running", f"being trained by another process ({describe(holder)})"
+        states.append(state)
     return states
 
 
