@@ -288,7 +288,7 @@ class SubmititStudyLauncher(StudyLauncher):
 
 def importable(task_function):
     """The task function under its module's importable name. Run as `python -m jepa.train`, it lives in
-    __main__, which the job would get as a copy (pickled by value) not sharing jepa.train's request_stop."""
+    __main__, which the job would get as a copy (pickled by value) instead of the module it comes from."""
     main = sys.modules["__main__"]
     if task_function.__module__ != "__main__" or getattr(main, "__spec__", None) is None:
         return task_function
