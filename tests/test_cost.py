@@ -47,3 +47,26 @@ def test_cost_command_reads_the_bench_json_lines(tmp_path, capsys):
     assert main(["cost", "+sweeps=steps", "experiment=published", "--bench", str(bench)]) == 0
     text = capsys.readouterr().out
     assert "total: " in text and "differ from the measured run" in text  # steps 1, 2, 8 were not measured
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--bench", "BENCH", "--mode", "exact"], "--mode='exact' is invalid: a mode measured in BENCH: gpu_fast"),
+    (["--bench", "MISSING"], "--bench='MISSING' is invalid: a file of JSON lines"),
+    (["--bench", "EMPTY"], "it holds no bench run"),
+    (["--seq-per-s", "0"], "--seq-per-s=0.0 is invalid: a throughput > 0"),
+    ([], "give the throughput"),
+    (["model.nokey=1", "--seq-per-s", "1"], "Could not override 'model.nokey'"),
+    (["+sweeps=nope", "--seq-per-s", "1"], "Could not find 'sweeps/nope'"),
+])
+def test_cost_command_refuses_bad_input_with_one_line_and_exit_2(tmp_path, capsys, args, says):
+    paths = {"BENCH": tmp_path / "bench.jsonl", "MISSING": tmp_path / "missing.jsonl", "EMPTY": tmp_path / "e.jsonl"}
+    paths["BENCH"].write_text(json.dumps({"mode": "gpu_fast", "seq_per_s": 600.0}) + "\n")
+    paths["EMPTY"].write_text("not json\n")
+    args = [str(paths.get(a, a)) for a in args]
+    study = [] if any(a.startswith("+sweeps") for a in args) else ["+sweeps=steps"]
+    assert main(["cost", *study, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("configuration error: ") and "Traceback" not in err
+    for name, path in paths.items():
+        says = says.replace(name, str(path))
+    assert says in err

@@ -100,6 +100,20 @@ def test_an_allowed_config_change_takes_effect_and_is_recorded(tiny_cfg, tmp_pat
     assert [g["lr"] for g in resumed.learner.optimizer.param_groups][:2] == [0.01, 0.01]
 
 
+def test_a_finished_run_started_under_other_values_is_refused_not_taken_for_done(tiny_cfg, tmp_path):
+    """Starting a finished run's folder again under other values is refused with `key: old -> new`
+    (it is not the new values' run); under the same values, or with the documented switch, it is skipped as done."""
+    checkpoint_at(tiny_cfg(), tmp_path)
+    done = train(tiny_cfg(), tmp_path)
+    kept = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "train.log"}
+    with pytest.raises(ConfigError, match="finished run of other values") as refused:
+        train(tiny_cfg("loss.cov_coeff=3"), tmp_path)
+    assert "loss.cov_coeff: 100.0 -> 3" in str(refused.value)
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert train(tiny_cfg("training.threads=1"), tmp_path) == done
+    assert train(tiny_cfg("loss.cov_coeff=3", "training.allow_config_change=true"), tmp_path) == done
+
+
 def test_epochs_may_grow_but_not_fall_below_the_epochs_done(tiny_cfg, tmp_path):
     """training.epochs may change on resume (extending a run is legitimate, and recorded), but never below
     the epochs already completed: the folder would describe more epochs than its config."""
@@ -124,6 +138,11 @@ def test_the_app_refuses_a_changed_resume_and_leaves_the_folder_as_it_was(tmp_pa
     assert again.returncode == 2, again.stderr
     [line] = again.stderr.strip().splitlines()
     assert "optim.lr: 0.001 -> 1e+30" in line and "training.allow_config_change=true" in line
+    assert {p: p.read_bytes() for p in kept} == kept
+    finished = subprocess.run([*cmd, "training.epochs=1", "optim.lr=1e30"], capture_output=True, text=True,
+                              timeout=600)
+    assert finished.returncode == 2, finished.stderr
+    assert "finished run of other values" in finished.stderr and "optim.lr: 0.001 -> 1e+30" in finished.stderr
     assert {p: p.read_bytes() for p in kept} == kept
 
 

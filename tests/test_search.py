@@ -73,6 +73,14 @@ def test_bad_sweep_is_refused_naming_the_key(tmp_path, space, changes, key):
     assert err.value.key == key
 
 
+@pytest.mark.parametrize("setting, key", [("color=blue", "color"), ("sampler.name=grid", "sampler.name")])
+def test_a_bad_set_value_is_refused_naming_the_key(tmp_path, setting, key):
+    """--set KEY=VALUE is checked like the file's own keys: an unknown key is refused, not written to the study."""
+    with pytest.raises(ConfigError) as err:
+        tiny_spec(tmp_path, setting)
+    assert err.value.key == key
+
+
 def test_cli_refuses_a_bad_space_before_creating_the_study(tmp_path, capsys):
     bad = sweep_file(tmp_path, {"loss.cov_coeff": {"type": "float", "low": 0.0, "high": 1.0, "log": True}})
     assert main([bad, *TINY, "--study-dir", str(tmp_path / "study")]) == 2

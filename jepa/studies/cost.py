@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from ..config import ConfigError
+from ..config.errors import EXIT_CONFIG
 
 # The canonical file: mnist_test_seq.npy holds 10,000 sequences of 20 frames (jepa/data/canonical.py).
 CANONICAL_SEQUENCES, CANONICAL_FRAMES = 10_000, 20
@@ -100,7 +104,7 @@ def study_cost(overrides: list[str], seq_per_s: float) -> list[RunCost]:
     from ..config import compose_config
 
     if not seq_per_s > 0:
-        raise ValueError(f"throughput must be > 0 sequences/s, got {seq_per_s}")
+        raise ConfigError("--seq-per-s", seq_per_s, "a throughput > 0 sequences/s")
     out = []
     for run in sweep_runs(overrides):
         cfg = compose_config(run)
@@ -111,10 +115,18 @@ def study_cost(overrides: list[str], seq_per_s: float) -> list[RunCost]:
 
 def bench_throughput(path: Path, mode: str | None = None) -> tuple[float, dict]:
     """The highest sequences/s among the bench's JSON lines in `path` (of `mode` when given), and its row."""
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip().startswith("{")]
-    rows = [r for r in rows if "seq_per_s" in r and (mode is None or r.get("mode") == mode)]
+    valid = "a file of JSON lines written by `python -m jepa.performance.bench --json`"
+    try:
+        lines = Path(path).read_text().splitlines()
+        runs = [r for r in (json.loads(line) for line in lines if line.strip().startswith("{")) if "seq_per_s" in r]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError("--bench", str(path), f"{valid} ({exc})") from None
+    if not runs:
+        raise ConfigError("--bench", str(path), f"{valid}; it holds no bench run")
+    rows = [r for r in runs if mode is None or r.get("mode") == mode]
     if not rows:
-        raise ValueError(f"{path} holds no bench run" + (f" of mode {mode!r}" if mode else ""))
+        modes = ", ".join(sorted({str(r.get("mode")) for r in runs}))
+        raise ConfigError("--mode", mode, f"a mode measured in {path}: {modes}")
     best = max(rows, key=lambda r: r["seq_per_s"])
     return best["seq_per_s"], best
 
@@ -137,7 +149,21 @@ def format_cost(costs: list[RunCost], seq_per_s: float, source: str, measured: d
 
 
 def main(args) -> int:
-    """The `cost` subcommand of `python -m jepa.studies` (jepa.studies.status builds its parser)."""
+    """The `cost` subcommand of `python -m jepa.studies` (jepa.studies.status builds its parser); a bad
+    value exits 2 with one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return _report(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+    except (HydraException, OmegaConfBaseException) as exc:  # a bad override, study or config group
+        print(f"configuration error: {' '.join(args.overrides)}: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _report(args) -> int:
     measured = None
     if args.bench is not None:
         seq_per_s, row = bench_throughput(args.bench, args.mode)
@@ -146,8 +172,8 @@ def main(args) -> int:
     elif args.seq_per_s is not None:
         seq_per_s, source = args.seq_per_s, "given"
     else:
-        raise SystemExit("give the throughput: --seq-per-s N, or --bench FILE "
-                         "(JSON lines of python -m jepa.performance.bench --json)")
+        raise ConfigError("--seq-per-s", None, "give the throughput: --seq-per-s N, or --bench FILE (JSON lines "
+                          "of python -m jepa.performance.bench --json)")
     costs = study_cost(args.overrides, seq_per_s)
     if args.json:
         print(json.dumps({"seq_per_s": seq_per_s, "source": source, "measured": measured,

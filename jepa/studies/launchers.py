@@ -5,7 +5,8 @@ Before anything runs, each launcher
     (exit code 2), listing every bad run with its overrides and error; nothing is launched;
   - refuses runs that would share a run folder (a swept key left out of the folder name);
   - skips runs whose results.json is done, and runs whose job is still queued or running;
-  - refuses the sweep when a run's checkpoint would refuse to resume under its new config (jepa.training.resume);
+  - refuses the sweep when a run's folder holds other values: a checkpoint it would refuse to resume, a
+    finished run of another configuration (jepa.training.resume);
   - records every run in SWEEP_DIR/manifest.json (jepa.studies.manifest; `python -m jepa.studies status`).
 It then runs or submits the others. A failing run does not stop the rest: the sweep ends with a summary (done,
 failed with reasons, requeued) and exits 1 if a run failed. Under submitit, the time-limit signal (USR2) makes
@@ -144,11 +145,12 @@ class StudyLauncher:
                 run.skip = f"already queued or running as job {entries[run.name]['job_id']}"
             elif (holder := live_holder(folder)) is not None:
                 run.skip = f"being trained by another process ({describe(holder)})"
-        # a run its folder's checkpoint would refuse to resume (it would fail at once): the sweep is refused
-        resumes = [(r, refusal_before_start(task_config(r.config), RunFolder(folder)))
-                   for r in runs if not r.skip and (folder := self.sweep_dir / r.name).is_dir()]
+        # a run whose folder holds other values (a checkpoint it would refuse to resume, a finished run of
+        # another configuration) would fail at once, or be taken for done: the sweep is refused
+        starts = [(r, refusal_before_start(task_config(r.config), RunFolder(folder), done=r.skip == "done"))
+                  for r in runs if r.skip in (None, "done") and (folder := self.sweep_dir / r.name).is_dir()]
         problems = [f"  #{r.index} {' '.join(filter_overrides(r.overrides))}\n      {refusal}"
-                    for r, refusal in resumes if refusal is not None]
+                    for r, refusal in starts if refusal is not None]
         if problems:
             refuse(problems, len(job_overrides))
         done = sum(r.skip == "done" for r in runs)

@@ -5,7 +5,9 @@ where or how a run executes (device, threads, logging, checkpoint cadence, ...) 
 `training.epochs` may change as long as it stays at or above the epochs the run has completed: extending a
 run (or setting the end of an unfinished one earlier) is legitimate, and it is recorded.
 Any other change is refused with the list of `key: old -> new`, unless `training.allow_config_change=true`:
-the run then continues under the new values and the change is appended to config_changes.jsonl.
+the run then continues under the new values and the change is appended to config_changes.jsonl. A finished
+run started again under other values is refused the same way (it is not trained again, and its folder is
+not taken for the new values' run).
 """
 
 from __future__ import annotations
@@ -53,19 +55,25 @@ def _switch(cfg: DictConfig, key: str) -> bool:
     return value
 
 
+def _listing(changes: dict[str, tuple]) -> str:
+    return "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in changes.items())
+
+
 def _refusal(changes: dict[str, tuple], folder: RunFolder) -> ConfigError:
-    listing = "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in changes.items())
-    return ConfigError("resume", listing,
+    return ConfigError("resume", _listing(changes),
                        f"{folder.path} was trained with other values (its checkpoint's config); resume with the "
                        "same values, use a new run folder, start afresh with training.resume=false, or continue "
                        f"under the new values with {SWITCH}=true (recorded in config_changes.jsonl)")
 
 
-def refusal_before_start(cfg: DictConfig, folder: RunFolder) -> ConfigError | None:
-    """The refusal check_resume would give `cfg` in `folder`, read from the folder's config.yaml (which always
-    holds the config of the run its checkpoint continues), for a study launcher to refuse a sweep before any
-    run starts. None where the run would start (or decides for itself: no readable config.yaml)."""
-    if cfg.training.resume is not True or not folder.checkpoint.is_file() or not folder.config.is_file():
+def refusal_before_start(cfg: DictConfig, folder: RunFolder, done: bool = False) -> ConfigError | None:
+    """The refusal a start of `cfg` in `folder` meets, read from the folder's config.yaml (which always holds
+    the config of the run its checkpoint continues): for a study launcher to refuse a sweep before any run
+    starts, and for a finished run (done: True), which is not resumed but must not be taken for another
+    configuration's. None where the start goes on (or decides for itself: no readable config.yaml)."""
+    if not folder.config.is_file():
+        return None
+    if not done and (cfg.training.resume is not True or not folder.checkpoint.is_file()):
         return None
     try:
         old = yaml.safe_load(folder.config.read_text())
@@ -74,9 +82,12 @@ def refusal_before_start(cfg: DictConfig, folder: RunFolder) -> ConfigError | No
     if not isinstance(old, dict):
         return None
     changes = config_changes(old, OmegaConf.to_container(cfg, resolve=True))
-    changes.pop(EPOCHS, None)  # the run compares it with the epochs its checkpoint completed
+    changes.pop(EPOCHS, None)  # a resume compares it with the epochs its checkpoint completed
     if not changes or _switch(cfg, SWITCH):
         return None
+    if done:
+        return ConfigError("run", _listing(changes), f"{folder.path} is a finished run of other values (its "
+                           "config.yaml); use a new run folder for these values")
     return _refusal(changes, folder)
 
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError, validate
 from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, is_done, read_metrics
 from .environment import resolve_device
-from .resume import check_resume
+from .resume import check_resume, refusal_before_start
 
 log = logging.getLogger("jepa")
 
@@ -144,6 +144,8 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
         folder.remove_stale_temporaries()
         previous = folder.read_results_or_none()
         if is_done(previous, cfg.training.epochs):
+            if (refusal := refusal_before_start(cfg, folder, done=True)) is not None:
+                raise refusal
             repair_finished(folder, previous)
             log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"].get("val/mAP"))
             return previous

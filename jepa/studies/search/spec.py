@@ -61,13 +61,13 @@ def load_sweep(sweep: str, overrides=(), settings=(), **shortcuts) -> DictConfig
     Setting another sampler.name or pruner.name drops the file's arguments for the old one.
     """
     spec = OmegaConf.load(sweep_path(sweep))
-    unknown = set(spec) - KEYS
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], "<unknown key>", f"sweep keys are {sorted(KEYS)}")
     try:
         extra = OmegaConf.from_dotlist(list(settings))
     except Exception as err:  # omegaconf's parse errors carry no common base worth naming
         raise ConfigError("--set", list(settings), f"KEY=VALUE pairs of the sweep file ({err})") from None
+    for source, keys in (("the sweep file", set(spec)), ("--set", set(extra))):
+        if unknown := keys - KEYS:
+            raise ConfigError(sorted(unknown)[0], "<unknown key>", f"sweep keys ({source}) are {sorted(KEYS)}")
     for section in ("sampler", "pruner"):  # another sampler or pruner starts without the file's arguments
         if extra.get(section, {}).get("name", spec[section].name) != spec[section].name:
             spec[section] = {}
