@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import matplotlib
 
 from analysis.group import SELECTIONS
 from analysis.report import build_report
+from jepa.runs import find_run_folders
+
+
+def _refuse(message: str) -> int:
+    print(f"python -m analysis: error: {message}", file=sys.stderr)
+    return 2
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,6 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     matplotlib.use("Agg")  # the figures are built without pyplot; this only guards other imports
     args = parse_args(argv)
+    for folder in map(Path, args.folders):  # a mistyped folder is an error, not an empty report
+        if not folder.is_dir():
+            return _refuse(f"{folder} is not a folder: give sweep folders (or run folders) to report on")
+        if not find_run_folders([folder]):
+            return _refuse(f"{folder} holds no run folder (config.yaml with metrics.jsonl or results.json)")
     paths = build_report(args.folders, out=args.out, rows=args.rows, cols=args.cols, metric=args.metric,
                          select=args.select, goal=args.goal, hue=args.hue, full=args.full,
                          stale_hours=args.stale_hours, ignore=tuple(args.ignore), digits=args.digits)

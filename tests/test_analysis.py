@@ -484,6 +484,16 @@ def test_cli(sweep_dir, tmp_path, capsys):
     assert "report.md" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("folder, says", [("missing", "is not a folder"), ("empty", "holds no run folder")])
+def test_cli_refuses_a_folder_without_runs(sweep_dir, tmp_path, capsys, folder, says):
+    """A mistyped or empty folder is an error (exit 2) naming it, even beside a good one; nothing is written."""
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    out = tmp_path / "report"
+    assert main([str(sweep_dir), str(tmp_path / folder), "--out", str(out)]) == 2
+    assert f"{tmp_path / folder} {says}" in capsys.readouterr().err
+    assert not out.exists()
+
+
 # --- the published protocol ---------------------------------------------------------------------------------
 
 PUBLISHED_SETTINGS = {

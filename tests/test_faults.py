@@ -132,6 +132,7 @@ def test_the_app_refuses_a_changed_resume_and_leaves_the_folder_as_it_was(tmp_pa
     cmd = [sys.executable, "-m", "jepa.train", *TINY, f"hydra.run.dir={tmp_path}"]
     first = subprocess.run([*cmd, "training.epochs=1"], capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr
+    assert f"run folder: {tmp_path.resolve()}\n" in first.stdout + first.stderr  # the log names it first
     kept = {p: p.read_bytes() for p in [tmp_path / "config.yaml", tmp_path / "results.json",
                                         *(tmp_path / ".hydra").glob("*.yaml")]}
     again = subprocess.run([*cmd, "training.epochs=2", "optim.lr=1e30"], capture_output=True, text=True, timeout=600)

@@ -141,6 +141,7 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
     with RunLock(run_dir), file_log(run_dir):
+        log.info("run folder: %s", run_dir.resolve())
         folder.remove_stale_temporaries()
         previous = folder.read_results_or_none()
         if is_done(previous, cfg.training.epochs):
