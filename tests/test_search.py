@@ -3,6 +3,7 @@ a killed worker's trial is retried in its run folder; a relaunch continues the c
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -73,12 +74,32 @@ def test_bad_sweep_is_refused_naming_the_key(tmp_path, space, changes, key):
     assert err.value.key == key
 
 
-@pytest.mark.parametrize("setting, key", [("color=blue", "color"), ("sampler.name=grid", "sampler.name")])
+@pytest.mark.parametrize("setting, key", [
+    ("color=blue", "color"), ("sampler.name=grid", "sampler.name"),
+    ("sampler=foo", "sampler"), ("space=5", "space"), ("search=foo", "search"), ("name=null", "name"),
+    ("space.loss.cov_coeff.low=-1", "space.loss"),  # dots: would silently add an unsearched junk entry
+    ("sampler.seed=abc", "sampler.seed"), ("pruner.n_warmup_steps=-3", "pruner"),  # values optuna refuses
+    ("metric=nosuch", "metric"), ("n_trials=true", "n_trials"),
+])
 def test_a_bad_set_value_is_refused_naming_the_key(tmp_path, setting, key):
     """--set KEY=VALUE is checked like the file's own keys: an unknown key is refused, not written to the study."""
     with pytest.raises(ConfigError) as err:
         tiny_spec(tmp_path, setting)
     assert err.value.key == key
+
+
+@pytest.mark.parametrize("content, says", [("space: [", "is not valid YAML"), ("space: {}\n", "direction='<missing>'")])
+def test_a_broken_sweep_file_is_refused_naming_what_is_wrong(tmp_path, content, says):
+    (tmp_path / "broken.yaml").write_text(content)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        tiny_spec(tmp_path, sweep=str(tmp_path / "broken.yaml"))
+
+
+@pytest.mark.parametrize("where", ["a_file", "a_file/study"])
+def test_a_study_dir_that_cannot_be_a_folder_is_refused(tmp_path, capsys, where):
+    (tmp_path / "a_file").write_text("")
+    assert main(["optuna_vc", *TINY, "--study-dir", str(tmp_path / where)]) == 2
+    assert "study_dir=" in capsys.readouterr().err and (tmp_path / "a_file").read_text() == ""
 
 
 def test_cli_refuses_a_bad_space_before_creating_the_study(tmp_path, capsys):

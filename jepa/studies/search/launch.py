@@ -35,7 +35,12 @@ def prepare_study(spec: DictConfig) -> optuna.Study:
     if not (study_dir / JOURNAL).exists() and any(study_dir.glob("trial_*")):
         raise ConfigError("study_dir", str(study_dir), "a folder without trial folders: it has some but no "
                                                        f"{JOURNAL}, so their trials are unknown")
-    study_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(study_dir, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+    except OSError as err:
+        raise ConfigError("study_dir", str(study_dir), f"a folder that can be created and written ({err})") from None
     identity = {"space": {name: optuna.distributions.distribution_to_json(dist)
                           for name, dist in distributions(spec).items()},
                 "overrides": list(spec.overrides), "metric": spec.metric}

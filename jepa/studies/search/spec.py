@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from pathlib import Path
 
 import optuna
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages.journal import JournalFileOpenLock, JournalFileSymlinkLock
 
@@ -49,6 +50,10 @@ def sweep_path(sweep: str) -> Path:
     valid = f"an Optuna search under sweeps/ ({', '.join(search_names())}) or a path to one"
     if not path.is_file():
         raise ConfigError("sweep", sweep, valid)
+    try:
+        OmegaConf.load(path)
+    except Exception as err:  # noqa: BLE001  (yaml's and omegaconf's parse errors)
+        raise ConfigError("sweep", sweep, f"{valid}; {path} is not valid YAML ({type(err).__name__}: {err})") from None
     if not is_search_file(path):
         raise ConfigError("sweep", sweep, f"{valid}; {path.name} is a Hydra study: run it with "
                           f"`python -m jepa.train +sweeps={path.stem}`")
@@ -69,16 +74,55 @@ def load_sweep(sweep: str, overrides=(), settings=(), **shortcuts) -> DictConfig
         if unknown := keys - KEYS:
             raise ConfigError(sorted(unknown)[0], "<unknown key>", f"sweep keys ({source}) are {sorted(KEYS)}")
     for section in ("sampler", "pruner"):  # another sampler or pruner starts without the file's arguments
-        if extra.get(section, {}).get("name", spec[section].name) != spec[section].name:
+        given, own = extra.get(section), spec.get(section)
+        if isinstance(given, DictConfig) and isinstance(own, DictConfig) and given.get("name", own.get("name")) \
+                != own.get("name"):
             spec[section] = {}
     spec.merge_with(extra)
     for key, value in shortcuts.items():
         if value is not None:
             spec[key] = value
+    check_shape(spec)
     spec.overrides = [*spec.overrides, *overrides]
     spec.study_dir = str(Path(spec.study_dir).resolve())
     check(spec)
     return spec
+
+
+MAPPINGS = ("space", "sampler", "pruner", "slurm")
+LISTS = ("search", "overrides")
+STRINGS = ("name", "study_dir", "metric", "direction", "launcher", "lock")
+INTEGERS = ("n_trials", "workers", "heartbeat_s", "grace_s")
+# metrics.jsonl keys a trial can optimise: a training loss term, or a validation AP / probe error
+METRIC = re.compile(r"train/[a-z_]+|val/((copy_last|chance)/)?(mAP|mAP_full|AP_\d+|AP_full_\d+)|val/(dec_mse|det_bce)")
+
+
+def check_shape(spec: DictConfig) -> None:
+    """Every key present with the type it must have (the file's and --set's values alike)."""
+    if missing := sorted(KEYS - set(spec)):
+        raise ConfigError(missing[0], "<missing>", f"every sweep file sets {sorted(KEYS)} (see sweeps/optuna_vc.yaml)")
+    for key in MAPPINGS:
+        if not isinstance(spec[key], DictConfig):
+            raise ConfigError(key, spec[key], f"a mapping (--set {key}.KEY=VALUE sets one of its keys)")
+    for key in LISTS:
+        if not isinstance(spec[key], ListConfig):
+            raise ConfigError(key, spec[key], f"a list, e.g. --set '{key}=[a,b]'")
+    for key in STRINGS:
+        if not isinstance(spec[key], str) or not spec[key].strip():
+            raise ConfigError(key, spec[key], "a non-empty string")
+    for key in INTEGERS:
+        if isinstance(spec[key], bool) or not isinstance(spec[key], int):
+            raise ConfigError(key, spec[key], "an integer >= 1")
+    if not METRIC.fullmatch(spec.metric):
+        raise ConfigError("metric", spec.metric, "a per-epoch metrics.jsonl key: train/<loss term> (train/loss, "
+                          "train/pred, ...), val/mAP, val/mAP_full, val/AP_<k>, val/dec_mse or val/det_bce")
+    for name, param in spec.space.items():
+        nested = [other for other in spec.space if other != name and other.startswith(f"{name}.")]
+        if nested or not isinstance(param, DictConfig):
+            raise ConfigError(f"space.{name}", param if not nested else "<set by --set>",
+                              f"a parameter's range (keys {sorted(PARAM_KEYS)}); --set cannot reach a parameter "
+                              "whose name holds dots: copy the sweep file and edit its space" if nested else
+                              f"a parameter's range (keys {sorted(PARAM_KEYS)})")
 
 
 def check(spec: DictConfig) -> None:
@@ -94,8 +138,13 @@ def check(spec: DictConfig) -> None:
         raise ConfigError("launcher", spec.launcher, " | ".join(LAUNCHERS))
     if spec.lock not in LOCKS:
         raise ConfigError("lock", spec.lock, " | ".join(LOCKS))
+    seed = spec.sampler.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError("sampler.seed", seed, "an integer >= 0, or null")
     for name, table in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
         check_arguments(name, spec[name], table)
+    for name in spec.space:
+        distribution(name, spec.space[name])  # every parameter of the space, searched or not
     search = list(spec.search)
     missing = [name for name in search if name not in spec.space]
     if missing or not search:
@@ -120,6 +169,11 @@ def check_arguments(key: str, section: DictConfig, table: dict) -> None:
     accepted = set(inspect.signature(table[name]).parameters)
     for argument in set(section) - {"name"} - accepted:
         raise ConfigError(f"{key}.{argument}", section[argument], f"{name} takes {sorted(accepted)}")
+    arguments = {k: v for k, v in OmegaConf.to_container(section).items() if k != "name"}
+    try:
+        table[name](**arguments)  # optuna checks its own arguments' values
+    except (TypeError, ValueError) as err:
+        raise ConfigError(key, arguments, f"{name}'s arguments ({type(err).__name__}: {err})") from None
 
 
 def distributions(spec: DictConfig) -> dict[str, BaseDistribution]:
