@@ -32,6 +32,7 @@ from jepa.config.identity import run_name
 from jepa.runs import CheckpointError, RunFolder, RunFolderError, RunLock, RunLocked, live_holder
 from jepa.runs.lock import describe
 from jepa.studies.manifest import update_manifest
+from jepa.studies.status import main as status_main
 from jepa.studies.status import sweep_states
 from jepa.training import StopRequested, Trainer, train
 from jepa.training.environment import resolve_device, rng_state, set_rng_state
@@ -293,6 +294,40 @@ def test_an_unreadable_results_json_is_named_not_a_crash(tmp_path, content):
         RunFolder(run).read_results()
     [state] = sweep_states(tmp_path / "sweep")
     assert state.state == "failed" and str(run / "results.json") in state.reason
+
+
+@pytest.mark.parametrize("content", ["{not json", "", "[]", "{}", '{"runs": {"a_run": 5}}'])
+def test_an_unreadable_manifest_is_named_and_the_run_folders_still_report(tmp_path, capsys, content):
+    """`python -m jepa.studies status` over a corrupt manifest.json names it and the way out, and still
+    lists every run from its own folder (the manifest only adds job ids)."""
+    run = tmp_path / "sweep" / "a_run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 1\n")
+    RunFolder(run).write_results({"status": "failed", "reason": "NonFiniteLoss: nan"})
+    (tmp_path / "sweep" / "manifest.json").write_text(content)
+    assert status_main(["status", str(tmp_path / "sweep")]) == 0
+    out, err = capsys.readouterr()
+    assert f"{tmp_path / 'sweep' / 'manifest.json'} is unreadable" in err and "move it aside" in err
+    assert "1 runs: 1 failed" in out and "NonFiniteLoss: nan" in out
+
+
+def test_a_numeric_job_id_in_the_manifest_is_shown(tmp_path, capsys):
+    run = tmp_path / "a_run"
+    run.mkdir()
+    update_manifest(tmp_path, {"a_run": {"overrides": [], "launcher": "slurm", "job_id": 5}})
+    assert status_main(["status", str(tmp_path)]) == 0
+    assert any(line.split()[-2:] == ["5", "a_run"] for line in capsys.readouterr().out.splitlines())
+
+
+@pytest.mark.slow
+def test_a_sweep_over_an_unreadable_manifest_is_refused_before_any_run_starts(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    proc = subprocess.run([sys.executable, "-m", "jepa.train", "-m", *TINY, "training.threads=1", "seed=1,2",
+                           f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "sweep refused, nothing was launched" in proc.stderr and "manifest.json is unreadable" in proc.stderr
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no run folder (Hydra wrote its multirun.yaml)
+    assert (tmp_path / "manifest.json").read_text() == "{not json"
 
 
 def test_a_run_restarted_over_an_unreadable_results_json_rebuilds_it(tiny_cfg, tmp_path):

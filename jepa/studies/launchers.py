@@ -44,7 +44,7 @@ from ..config.errors import EXIT_CONFIG, mark_hydra_handed_over
 from ..runs import FAILED, RunFolder, RunFolderError, is_done, live_holder
 from ..runs.lock import describe
 from .jobs import job_activity
-from .manifest import now, read_manifest, update_manifest
+from .manifest import ManifestError, now, read_manifest, update_manifest
 from .status import counts_line, sweep_states
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,10 @@ class StudyLauncher:
         if problems:
             refuse(problems, len(job_overrides))
 
-        entries = read_manifest(self.sweep_dir)["runs"]
+        try:
+            entries = read_manifest(self.sweep_dir)["runs"]
+        except ManifestError as exc:
+            refuse([f"  {exc}"], len(job_overrides))
         activity = job_activity({r.name: entries[r.name] for r in runs if r.name in entries})
         for run in runs:
             folder = self.sweep_dir / run.name

@@ -16,9 +16,31 @@ from ..atomic_write import atomic_write
 MANIFEST = "manifest.json"
 
 
+class ManifestError(ValueError):
+    """manifest.json cannot be read or has not the shape above; the message names the file and the way out."""
+
+
 def read_manifest(sweep_dir: Path | str) -> dict:
     path = Path(sweep_dir) / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    if not path.exists():
+        return {"runs": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(_unreadable(path, f"{type(exc).__name__}: {exc}")) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), dict):
+        raise ManifestError(_unreadable(path, 'not an object with a "runs" object'))
+    for name, entry in manifest["runs"].items():
+        if not isinstance(entry, dict):
+            raise ManifestError(_unreadable(path, f"run {name!r} is a JSON {type(entry).__name__}, not an object"))
+        if entry.get("job_id") is not None:
+            entry["job_id"] = str(entry["job_id"])
+    return manifest
+
+
+def _unreadable(path: Path, why: str) -> str:
+    return (f"{path} is unreadable ({why}): move it aside; the run folders keep every result, and relaunching "
+            "the sweep writes a new manifest")
 
 
 def update_manifest(sweep_dir: Path | str, runs: dict[str, dict]) -> dict:

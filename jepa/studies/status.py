@@ -24,7 +24,7 @@ from pathlib import Path
 from ..runs import DONE, PRUNED, RunFolder, RunFolderError, find_run_folders, live_holder
 from ..runs.lock import describe
 from .jobs import job_activity
-from .manifest import read_manifest
+from .manifest import ManifestError, read_manifest
 
 STATES = ("pending", "running", "done", "pruned", "failed")
 
@@ -79,7 +79,11 @@ def sweep_states(sweep_dir: Path | str, names: list[str] | None = None,
                  activity: dict[str, str] | None = None) -> list[RunState]:
     """The state of each run of the sweep (or of `names`); activity: known job activity, else asked for."""
     sweep_dir = Path(sweep_dir)
-    entries = read_manifest(sweep_dir)["runs"]
+    try:
+        entries = read_manifest(sweep_dir)["runs"]
+    except ManifestError as exc:  # the run folders still say how each run stands, without its job
+        print(f"warning: {exc}", file=sys.stderr)
+        entries = {}
     if names is None:
         found = {p.relative_to(sweep_dir).as_posix() for p in find_run_folders([sweep_dir])}
         names = sorted(set(entries) | found)
