@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib
 
 from analysis.group import SELECTIONS
-from analysis.report import build_report
+from analysis.report import ReportInputError, build_report
 from jepa.runs import find_run_folders
 
 
@@ -49,8 +49,19 @@ def main(argv=None) -> int:
             return _refuse(f"{folder} is not a folder: give sweep folders (or run folders) to report on")
         if not find_run_folders([folder]):
             return _refuse(f"{folder} holds no run folder (config.yaml with metrics.jsonl or results.json)")
-    paths = build_report(args.folders, out=args.out, rows=args.rows, cols=args.cols, metric=args.metric,
-                         select=args.select, goal=args.goal, hue=args.hue, full=args.full,
-                         stale_hours=args.stale_hours, ignore=tuple(args.ignore), digits=args.digits)
+    if args.digits < 0:
+        return _refuse(f"--digits={args.digits} is invalid: an integer >= 0")
+    if not args.stale_hours > 0:
+        return _refuse(f"--stale-hours={args.stale_hours} is invalid: a number of hours > 0")
+    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
+        return _refuse(f"--out={args.out!r} is invalid: a folder (it is a file)")
+    try:
+        paths = build_report(args.folders, out=args.out, rows=args.rows, cols=args.cols, metric=args.metric,
+                             select=args.select, goal=args.goal, hue=args.hue, full=args.full,
+                             stale_hours=args.stale_hours, ignore=tuple(args.ignore), digits=args.digits)
+    except ReportInputError as exc:
+        return _refuse(str(exc))
+    except OSError as exc:  # the report folder cannot be made or written (under a file, read-only, /proc)
+        return _refuse(f"the report could not be written ({exc}): give --out a folder that can be written")
     print(f"wrote {len(paths)} files; report: {paths['report']}")
     return 0

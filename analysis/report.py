@@ -3,6 +3,7 @@ run's rollout and report.md."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import shutil
 from datetime import datetime, timezone
@@ -41,6 +42,7 @@ def build_report(folders, out=None, rows: str = "loss.cov_coeff", cols: str = "l
     folders = [Path(f) for f in folders]
     out = Path(out) if out is not None else folders[0] / "report"
     sweep = load_runs(folders, skip=[out], stale_hours=stale_hours)
+    check_report_keys(sweep, rows, cols, metric, hue, ignore)
     goal = goal or infer_goal(metric)
     keys = add_configs(sweep, ignore)
     selected = select_records(sweep, metric, select, goal)
@@ -79,6 +81,34 @@ def build_report(folders, out=None, rows: str = "loss.cov_coeff", cols: str = "l
     paths["report"].write_text(_report_md(sweep, selected, configs, table, paths, best_run, metric, goal, hue,
                                           digits, optuna_md, claims, keys))
     return paths
+
+
+class ReportInputError(ValueError):
+    """A report option that names nothing in the runs; the message lists what would be valid."""
+
+
+def check_report_keys(sweep: Sweep, rows: str, cols: str, metric: str, hue: str, ignore=()) -> None:
+    """rows, cols and hue must be config keys of the runs, metric a metrics.jsonl key (when any epoch was
+    recorded), rows and cols different and neither ignored."""
+    def unknown(option: str, value: str, known: list[str], what: str) -> ReportInputError:
+        close = difflib.get_close_matches(value, known, n=5, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else f" ({len(known)} of them, e.g. {', '.join(known[:5])})"
+        return ReportInputError(f"{option}={value!r} is invalid: {what}{hint}")
+
+    keys = list(sweep.config_keys)
+    if not keys:  # no readable run: the report lists the folders' problems
+        return
+    for option, value in (("--rows", rows), ("--cols", cols), ("--hue", hue)):
+        if value not in keys:
+            raise unknown(option, value, keys, "a config key of the runs")
+    if rows == cols:
+        raise ReportInputError(f"--cols={cols!r} is invalid: a config key other than --rows")
+    for option, value in (("--rows", rows), ("--cols", cols)):
+        if value in ignore:
+            raise ReportInputError(f"--ignore={value!r} is invalid: it is the table's {option[2:]} key")
+    metrics = [c for c in sweep.epochs.columns if c not in ("run", "epoch", "global_step")]
+    if metrics and metric not in metrics:
+        raise unknown("--metric", metric, metrics, "a metrics.jsonl key of the runs")
 
 
 def _copy_optuna_studies(studies: list[Path], out: Path, paths: dict[str, Path]) -> list[str]:

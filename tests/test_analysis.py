@@ -20,6 +20,7 @@ from analysis.cli import main  # noqa: E402
 from analysis.group import add_configs, select_records, summarise_configs  # noqa: E402
 from analysis.plots import plot_ap_horizon, plot_curves, plot_heatmap  # noqa: E402
 from analysis.published import protocol_mismatches  # noqa: E402
+from analysis.report import ReportInputError  # noqa: E402
 from analysis.tables import pivot  # noqa: E402
 
 # Final val/mAP per (cov_coeff, std_coeff) and seed; hand-computed mean, sample std (ddof=1), n below.
@@ -282,12 +283,12 @@ def test_runs_without_the_grid_keys_are_left_out_with_a_note(tmp_path):
     assert "1 run(s) without loss.cov_coeff or loss.std_coeff are not in the table: `sweep/no_std`" in text
 
 
-def test_no_table_when_no_run_has_the_keys(tmp_path):
+def test_a_key_no_run_has_is_refused_before_anything_is_written(tmp_path):
     root = tmp_path / "sweep"
     write_run(root / "r", make_config(), curve(0.5))
-    paths = build_report([root], rows="optim.momentum")
-    assert "table.md" not in paths
-    assert "No table: no run has optim.momentum." in paths["report"].read_text()
+    with pytest.raises(ReportInputError, match="--rows='optim.momentum' is invalid: a config key of the runs"):
+        build_report([root], rows="optim.momentum")
+    assert not (root / "report").exists()
 
 
 # --- configurations, loading ----------------------------------------------------------------------------------
@@ -492,6 +493,29 @@ def test_cli_refuses_a_folder_without_runs(sweep_dir, tmp_path, capsys, folder, 
     assert main([str(sweep_dir), str(tmp_path / folder), "--out", str(out)]) == 2
     assert f"{tmp_path / folder} {says}" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--rows", "loss.cov_coef"], "--rows='loss.cov_coef' is invalid: a config key of the runs; closest: loss.cov_"),
+    (["--cols", "bogus.key"], "--cols='bogus.key' is invalid: a config key of the runs ("),
+    (["--hue", "bogus"], "--hue='bogus' is invalid"),
+    (["--metric", "val/mAp"], "--metric='val/mAp' is invalid: a metrics.jsonl key of the runs; closest: val/mAP"),
+    (["--cols", "loss.cov_coeff"], "--cols='loss.cov_coeff' is invalid: a config key other than --rows"),
+    (["--ignore", "loss.std_coeff"], "--ignore='loss.std_coeff' is invalid: it is the table's cols key"),
+    (["--digits", "-1"], "--digits=-1 is invalid"),
+    (["--stale-hours", "nan"], "--stale-hours=nan is invalid"),
+    (["--out", "A_FILE"], "is invalid: a folder (it is a file)"),
+    (["--out", "A_FILE/report"], "the report could not be written"),
+])
+def test_cli_refuses_options_that_name_nothing_in_the_runs(sweep_dir, tmp_path, capsys, args, says):
+    """A mistyped key, metric or bad option is refused with exit 2, naming it and what would be valid;
+    no report folder is written."""
+    (tmp_path / "a_file").write_text("")
+    args = [a.replace("A_FILE", str(tmp_path / "a_file")) for a in args]
+    out = tmp_path / "report"
+    assert main([str(sweep_dir), "--out", str(out), *args]) == 2
+    assert says.replace("A_FILE", str(tmp_path / "a_file")) in capsys.readouterr().err
+    assert not out.exists() and (tmp_path / "a_file").read_text() == ""
 
 
 # --- the published protocol ---------------------------------------------------------------------------------
