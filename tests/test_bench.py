@@ -31,9 +31,28 @@ def test_presets_expand_to_their_options():
     assert mode_options("gpu_fast") == ["fast", "bf16", "channels_last", "compile"]
     assert mode_options("gpu_fast_eager+deterministic") == ["fast", "bf16", "channels_last", "deterministic"]
     assert "training.tf32=false" in mode_overrides("exact+strict_fp32")
-    with pytest.raises(SystemExit, match="presets"):
+    with pytest.raises(ConfigError, match="--modes='gpu_slow' is invalid: .*presets.*unknown: gpu_slow"):
         mode_overrides("gpu_slow")
 
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--modes", "bogus"], "--modes='bogus' is invalid"),
+    (["--modes", ""], "--modes='' is invalid"),
+    (["--steps", "0"], "--steps=0 is invalid: an integer >= 1"),
+    (["--warmup", "-1"], "--warmup=-1 is invalid: an integer >= 0"),
+    (["--repeat", "0"], "--repeat=0 is invalid: an integer >= 1"),
+    (["--time-limit", "-1"], "--time-limit=-1.0 is invalid"),
+    (["--out", "DIR"], "--out='DIR' is invalid: a file in an existing folder"),
+    (["model.hencc=3"], "Could not override 'model.hencc'"),
+    (["training.epochs=-1"], "training.epochs=-1 is invalid"),
+])
+def test_bench_refuses_bad_arguments_before_any_run(tmp_path, capsys, args, says):
+    """Exit 2 with one line naming the bad value, before any run starts (nothing is printed to stdout)."""
+    args = [a.replace("DIR", str(tmp_path)) for a in args]
+    assert bench.main([*TINY, *args]) == 2
+    out, err = capsys.readouterr()
+    assert says.replace("DIR", str(tmp_path)) in err and err.startswith("configuration error: ") and out == ""
 
 def test_strict_fp32_and_deterministic_switches(tiny_cfg, torch_defaults, monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)

@@ -309,5 +309,5 @@ def test_bench_measures_one_mode_and_compares(tiny_cfg):
         assert row["ms_per_step"] > 0 and row["matmul_tflops_per_s"] > 0 and row["peak_rss_mb"] > 0
     summary = compare([{"round": 0, **ref}, {"round": 0, **ours}])
     assert set(summary) == {"fast+selective"} and summary["fast+selective"]["speedup"] > 0
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="unknown: warp"):
         mode_overrides("exact+warp")

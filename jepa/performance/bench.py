@@ -40,9 +40,12 @@ import time
 from pathlib import Path
 
 import torch
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..config import compose_config
+from ..config import ConfigError, compose_config
+from ..config.errors import EXIT_CONFIG
 from ..losses import match_reference_bn_updates, training_losses
 from ..models import DetectionHead, PixelDecoder, VideoJEPA
 from ..reference import Reference, copy_weights
@@ -82,8 +85,8 @@ def mode_options(mode: str) -> list[str]:
     names = [n for name in mode.split("+") for n in PRESETS.get(name, name).split("+")]
     unknown = [name for name in names if name not in BENCH_OPTIONS]
     if unknown:
-        raise SystemExit(f"unknown mode option(s) {unknown}: choose from {sorted(BENCH_OPTIONS)} or the presets "
-                         f"{sorted(PRESETS)}, joined with '+'")
+        raise ConfigError("--modes", mode, f"options from {sorted(BENCH_OPTIONS)} or the presets {sorted(PRESETS)}, "
+                          "joined with '+' (unknown: " + ", ".join(unknown) + ")")
     return names
 
 
@@ -385,13 +388,42 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
     if args.in_process:
-        cfg = compose_config([*args.overrides, *mode_overrides(modes[0])])
-        print(json.dumps(measure(cfg, args.impl, modes[0], args.steps, args.warmup)))
-        return 0
+        return _measure_in_process(args, modes[0])
+    try:
+        runs = _planned_runs(args, modes)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (HydraException, OmegaConfBaseException) as exc:  # a bad override or config group
+        print(f"configuration error: {' '.join(args.overrides)}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return _run_all(args, runs)
+
+
+def _measure_in_process(args, mode: str) -> int:
+    cfg = compose_config([*args.overrides, *mode_overrides(mode)])
+    print(json.dumps(measure(cfg, args.impl, mode, args.steps, args.warmup)))
+    return 0
+
+
+def _planned_runs(args, modes: list[str]) -> list[tuple[str, str]]:
+    """The (impl, mode) runs of one round, every argument and config checked before any runs."""
+    for option, value, least in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0),
+                                 ("--repeat", args.repeat, 1)):
+        if value < least:
+            raise ConfigError(option, value, f"an integer >= {least}")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise ConfigError("--time-limit", args.time_limit, "a number of seconds > 0")
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        raise ConfigError("--out", str(args.out), "a file in an existing folder (JSON lines are appended to it)")
     runs = ([("reference", "exact")] if args.impl != "ours" else [])
     runs += [("ours", mode) for mode in modes] if args.impl != "reference" else []
     for _, mode in runs:
         compose_config([*args.overrides, *mode_overrides(mode)])  # refuse a bad config before any run
+    return runs
+
+
+def _run_all(args, runs: list[tuple[str, str]]) -> int:
     if not args.json:
         print(table_header(), flush=True)
     rows = []
