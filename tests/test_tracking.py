@@ -130,7 +130,8 @@ def make_run_folder(run_dir: pathlib.Path, config: dict, status: str = "running"
 
 def write_results(run_dir: pathlib.Path, status: str, reason: str | None = None) -> None:
     best = record(2)
-    (run_dir / "results.json").write_text(json.dumps({"status": status, "reason": reason, "best": best}))
+    (run_dir / "results.json").write_text(json.dumps({"status": status, "reason": reason, "best": best,
+                                                      "epochs_completed": 2, "final": best}))
 
 
 def append_metrics(run_dir: pathlib.Path, *epochs: int) -> None:
@@ -268,6 +269,33 @@ def test_replay_of_a_sweep_folder(tmp_path, config, capsys):
     assert replayed.run.run_group == "s"
     assert replayed.steps == [1, 2] and replayed.exit_code == 1
     assert not (still_running / wandb_sync.REPLAY_DIR).exists()
+
+
+@pytest.mark.parametrize("folder, says", [("missing", "is not a folder"), ("a_file", "is not a folder"),
+                                          ("empty", "holds no run folder")])
+def test_replay_refuses_a_folder_without_runs(tmp_path, capsys, folder, says):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "empty").mkdir()
+    assert wandb_sync.main([str(tmp_path / folder), "--dry-run"]) == 2
+    assert f"{tmp_path / folder} {says}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("file, content, says", [
+    ("config.yaml", "[1, 2]\n", "config.yaml is not a run's config"),
+    ("config.yaml", "hello\n", "config.yaml is not a run's config"),
+    ("config.yaml", "", "config.yaml is not a run's config"),
+    ("config.yaml", "seed: 1\nlogging: hello\n", "logging is 'hello', not a mapping"),
+    ("results.json", "[1]", "results.json is unreadable"),
+])
+def test_replay_names_the_bad_file_of_a_run_and_goes_on(tmp_path, config, capsys, file, content, says):
+    """One run folder with a bad file fails alone (exit 1, naming the file); the other is still replayed."""
+    good = make_run_folder(tmp_path / "sweep" / "0", config, status="done")
+    append_metrics(good, 1)
+    bad = make_run_folder(tmp_path / "sweep" / "1", config, status="done")
+    (bad / file).write_text(content)
+    assert wandb_sync.main([str(tmp_path / "sweep"), "--dry-run"]) == 1
+    out, err = capsys.readouterr()
+    assert f"would replay {good}:" in out and str(bad) in err and says in err
 
 
 def test_disabled_writes_nothing(tmp_path, config):

@@ -20,16 +20,15 @@ jepa/tracking/wandb_run.py.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import pathlib
 import shutil
 import sys
 from dataclasses import dataclass, field
 
-from omegaconf import OmegaConf
+import yaml
 
-from jepa.runs import find_run_folders
+from jepa.runs import RunFolder, find_run_folders
 from jepa.runs.status import FINISHED
 from jepa.tracking.wandb_run import (
     RunIdentity,
@@ -68,10 +67,14 @@ class Replay:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    for path in map(pathlib.Path, args.paths):  # a mistyped folder is an error, not a silent no-op
+        problem = ("is not a folder" if not path.is_dir() else
+                   "holds no run folder (config.yaml with metrics.jsonl or results.json)"
+                   if not find_run_folders([path]) else None)
+        if problem:
+            print(f"python -m jepa.tracking.replay: error: {path} {problem}", file=sys.stderr)
+            return 2
     run_dirs = find_run_folders(args.paths)
-    if not run_dirs:
-        print(f"no run folder (config.yaml with metrics.jsonl or results.json) under {args.paths}", file=sys.stderr)
-        return 1
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")  # wandb errors, as warnings
     failures = 0
     for run_dir in run_dirs:
@@ -92,10 +95,14 @@ def main(argv: list[str] | None = None) -> int:
 def plan_replay(run_dir: pathlib.Path, project: str | None = None, entity: str | None = None,
                 study: str | None = None) -> Replay:
     """Read a run folder into a Replay; writes nothing."""
-    config = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
+    config_path = run_dir / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())  # as written: OmegaConf reads a bare word as an empty map
+    if not isinstance(config, dict) or not config:
+        raise ValueError(f"{config_path} is not a run's config (a mapping of config keys)")
     logging_cfg = config.get("logging") or {}
-    results_path = run_dir / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if not isinstance(logging_cfg, dict):
+        raise ValueError(f"{config_path}: logging is {logging_cfg!r}, not a mapping")
+    results = RunFolder(run_dir).read_results() or {}  # a bad results.json is named with its way out
     status = results.get("status", "running")
     best = results.get("best") or {}
     summary = {"best/epoch": best.get("epoch"), "best/val/mAP": best.get("val/mAP"),
