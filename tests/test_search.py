@@ -95,6 +95,26 @@ def test_a_broken_sweep_file_is_refused_naming_what_is_wrong(tmp_path, content, 
         tiny_spec(tmp_path, sweep=str(tmp_path / "broken.yaml"))
 
 
+@pytest.mark.parametrize("search_yaml, journal", [("good", None), ("space: [", "good"), ("good", "garbage\n")])
+def test_report_of_a_damaged_study_folder_is_refused_and_changes_nothing(tmp_path, capsys, search_yaml, journal):
+    study = tmp_path / "study"
+    study.mkdir()
+    spec = tiny_spec(tmp_path)
+    if search_yaml == "good":
+        OmegaConf.save(spec, study / "search.yaml")
+    else:
+        (study / "search.yaml").write_text(search_yaml)
+    if journal == "good":
+        prepare_study(spec)  # a real journal (and search.yaml, damaged again below)
+        (study / "search.yaml").write_text(search_yaml)
+    elif journal is not None:
+        (study / "journal.log").write_text(journal)
+    before = {p: p.read_bytes() for p in study.rglob("*") if p.is_file()}
+    assert main(["optuna_vc", "--study-dir", str(study), "--report"]) == 2
+    assert f"--study-dir='{study}' is invalid: a study folder" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in study.rglob("*") if p.is_file()} == before
+
+
 @pytest.mark.parametrize("where", ["a_file", "a_file/study"])
 def test_a_study_dir_that_cannot_be_a_folder_is_refused(tmp_path, capsys, where):
     (tmp_path / "a_file").write_text("")

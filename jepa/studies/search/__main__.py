@@ -83,13 +83,19 @@ def report(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from .spec import sweep_path
-    from .worker import SEARCH_FILE, open_study, read_spec
+    from .worker import JOURNAL, SEARCH_FILE, open_study, read_spec
 
     study_dir = Path(args.study_dir or OmegaConf.load(sweep_path(args.sweep)).study_dir).resolve()
-    if not (study_dir / SEARCH_FILE).is_file():
-        raise ConfigError("--study-dir", str(study_dir), f"a study folder (one holding {SEARCH_FILE})")
-    spec = read_spec(study_dir)
-    summarise(open_study(study_dir, spec), study_dir, spec)
+    valid = f"a study folder (one holding {SEARCH_FILE} and {JOURNAL}, written by a launch of the search)"
+    if not (study_dir / SEARCH_FILE).is_file() or not (study_dir / JOURNAL).is_file():
+        raise ConfigError("--study-dir", str(study_dir), valid)
+    try:
+        spec = read_spec(study_dir)
+        study = open_study(study_dir, spec)
+    except Exception as err:  # noqa: BLE001  (yaml's, omegaconf's and optuna's errors on a damaged file)
+        raise ConfigError("--study-dir", str(study_dir), f"{valid}; its {SEARCH_FILE} or {JOURNAL} cannot be read "
+                          f"({type(err).__name__}: {err})") from None
+    summarise(study, study_dir, spec)
     return 0
 
 
