@@ -115,6 +115,15 @@ def test_report_of_a_damaged_study_folder_is_refused_and_changes_nothing(tmp_pat
     assert {p: p.read_bytes() for p in study.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("setting, says", [("slurm.cluster=bogus", "doesn't know any executor named bogus"),
+                                           ("slurm.bogus_param=1", "bogus_param")])
+def test_bad_slurm_settings_are_refused_before_the_study_folder_is_written(tmp_path, capsys, setting, says):
+    study = tmp_path / "study"
+    assert main(["optuna_vc", *TINY, "--launcher", "slurm", "--set", setting, "--study-dir", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("configuration error: slurm=") and says in err and not study.exists()
+
+
 @pytest.mark.parametrize("where", ["a_file", "a_file/study"])
 def test_a_study_dir_that_cannot_be_a_folder_is_refused(tmp_path, capsys, where):
     (tmp_path / "a_file").write_text("")

@@ -48,7 +48,9 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .launch import launch_local, launch_slurm, prepare_study
+    from omegaconf import OmegaConf
+
+    from .launch import launch_local, launch_slurm, prepare_study, slurm_executor
     from .spec import load_sweep
     from .worker import finished
 
@@ -58,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     spec = load_sweep(args.sweep, args.overrides, args.settings, n_trials=args.n_trials, workers=args.workers,
                       launcher=args.launcher, study_dir=args.study_dir, search=search)
     study_dir = Path(spec.study_dir)
+    if spec.launcher == "slurm":
+        try:  # submitit checks the executor and its parameters' names: before the study folder is written
+            slurm_executor(study_dir, spec)
+        except (ValueError, TypeError, NameError, RuntimeError) as err:  # NameError: an unknown parameter
+            raise ConfigError("slurm", OmegaConf.to_container(spec.slurm), f"submitit's executor settings "
+                              f"({type(err).__name__}: {err})") from None
     study = prepare_study(spec)
     before, start = finished(study), time.monotonic()
     log.info("study %s in %s: %d of %d trials done; %d %s worker(s)", spec.name, study_dir, before,
@@ -65,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
     if spec.launcher == "local":
         failed = sum(code != 0 for code in launch_local(study_dir, spec.workers))
     else:
-        _, failed = launch_slurm(study_dir, spec, wait=not args.detach)
+        try:
+            _, failed = launch_slurm(study_dir, spec, wait=not args.detach)
+        except Exception as err:  # noqa: BLE001  (sbatch refused the array: submitit's FailedJobError, OSError)
+            print(f"submitting the SLURM array failed ({type(err).__name__}: {str(err).strip().splitlines()[-1]}); "
+                  f"the study in {study_dir} is intact: fix the cluster settings and launch again", file=sys.stderr)
+            return 1
         if args.detach:
             print(f"submitted; afterwards: python -m jepa.studies.search {args.sweep} --study-dir {study_dir} --report")
             return 0
