@@ -124,6 +124,15 @@ def test_bad_slurm_settings_are_refused_before_the_study_folder_is_written(tmp_p
     assert err.startswith("configuration error: slurm=") and says in err and not study.exists()
 
 
+@pytest.mark.parametrize("flag, value", [("--search", ""), ("--search", "loss.cov_coeff,"), ("--study-dir", "")])
+def test_an_empty_command_line_value_is_refused_not_taken_for_the_default(tmp_path, capsys, monkeypatch, flag,
+                                                                          value):
+    monkeypatch.chdir(tmp_path)  # an empty --study-dir would otherwise be this folder
+    study = ["--study-dir", str(tmp_path / "s")] if flag == "--search" else []
+    assert main(["optuna_vc", *TINY, flag, value, *study]) == 2
+    assert capsys.readouterr().err.startswith("configuration error: ") and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("where", ["a_file", "a_file/study"])
 def test_a_study_dir_that_cannot_be_a_folder_is_refused(tmp_path, capsys, where):
     (tmp_path / "a_file").write_text("")

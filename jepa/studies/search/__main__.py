@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report:
         return report(args)
-    search = args.search.split(",") if args.search else None
+    search = args.search.split(",") if args.search is not None else None  # "": refused, not the default
     spec = load_sweep(args.sweep, args.overrides, args.settings, n_trials=args.n_trials, workers=args.workers,
                       launcher=args.launcher, study_dir=args.study_dir, search=search)
     study_dir = Path(spec.study_dir)
