@@ -10,7 +10,7 @@ import matplotlib
 
 from analysis.group import SELECTIONS
 from analysis.report import ReportInputError, build_report
-from jepa.runs import find_run_folders
+from jepa.runs import runs_problem
 
 
 def _refuse(message: str) -> int:
@@ -44,11 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     matplotlib.use("Agg")  # the figures are built without pyplot; this only guards other imports
     args = parse_args(argv)
-    for folder in map(Path, args.folders):  # a mistyped folder is an error, not an empty report
-        if not folder.is_dir():
-            return _refuse(f"{folder} is not a folder: give sweep folders (or run folders) to report on")
-        if not find_run_folders([folder]):
-            return _refuse(f"{folder} holds no run folder (config.yaml with metrics.jsonl or results.json)")
+    if problem := runs_problem(args.folders):  # a mistyped folder is an error, not an empty report
+        return _refuse(problem)
     if args.digits < 0:
         return _refuse(f"--digits={args.digits} is invalid: an integer >= 0")
     if not args.stale_hours > 0:

@@ -35,6 +35,16 @@ def find_run_folders(roots: Iterable[Path | str], skip: Iterable[Path | str] = (
     return sorted(found, key=natural_order)
 
 
+def runs_problem(roots: Iterable[Path | str]) -> str | None:
+    """Why a tool given `roots` has nothing to read: the first that is not a folder or holds no run folder."""
+    for root in map(Path, roots):
+        if not root.is_dir():
+            return f"{root} is not a folder: give sweep folders (or run folders)"
+        if not find_run_folders([root]):
+            return f"{root} holds no run folder ({CONFIG} with {METRICS} or {RESULTS})"
+    return None
+
+
 def natural_order(path: Path) -> list:
     """Sort key in which digit runs compare as numbers (re.split keeps text and numbers alternating)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from jepa.runs import RunFolder, find_run_folders
+from jepa.runs import RunFolder, find_run_folders, runs_problem
 from jepa.runs.status import FINISHED
 from jepa.tracking.wandb_run import (
     RunIdentity,
@@ -67,13 +67,9 @@ class Replay:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    for path in map(pathlib.Path, args.paths):  # a mistyped folder is an error, not a silent no-op
-        problem = ("is not a folder" if not path.is_dir() else
-                   "holds no run folder (config.yaml with metrics.jsonl or results.json)"
-                   if not find_run_folders([path]) else None)
-        if problem:
-            print(f"python -m jepa.tracking.replay: error: {path} {problem}", file=sys.stderr)
-            return 2
+    if problem := runs_problem(args.paths):  # a mistyped folder is an error, not a silent no-op
+        print(f"python -m jepa.tracking.replay: error: {problem}", file=sys.stderr)
+        return 2
     run_dirs = find_run_folders(args.paths)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")  # wandb errors, as warnings
     failures = 0
