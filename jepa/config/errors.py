@@ -1,5 +1,8 @@
 """The one error type for bad user input, so every entry point can report it the same way."""
 
+import sys
+from collections.abc import Callable, Sequence
+
 
 class ConfigError(ValueError):
     """A configuration value (or a file it points to) that cannot work.
@@ -26,3 +29,18 @@ def mark_hydra_handed_over() -> None:
 
 def hydra_handed_over() -> bool:
     return _hydra_handed_over
+
+
+def exit_on_bad_input(command: Callable[[], int], overrides: Sequence[str] = ()) -> int:
+    """Run a command-line tool's body; a ConfigError, or Hydra's own error composing `overrides` (a bad
+    override, study or config group), becomes one `configuration error: ...` line and EXIT_CONFIG."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return command()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+    except (HydraException, OmegaConfBaseException) as exc:
+        print(f"configuration error: {' '.join(overrides)}: {exc}", file=sys.stderr)
+    return EXIT_CONFIG

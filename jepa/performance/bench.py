@@ -40,12 +40,10 @@ import time
 from pathlib import Path
 
 import torch
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import ConfigError, compose_config
-from ..config.errors import EXIT_CONFIG
+from ..config.errors import exit_on_bad_input
 from ..losses import match_reference_bn_updates, training_losses
 from ..models import DetectionHead, PixelDecoder, VideoJEPA
 from ..reference import Reference, copy_weights
@@ -389,15 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.modes.split(",")
     if args.in_process:
         return _measure_in_process(args, modes[0])
-    try:
-        runs = _planned_runs(args, modes)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (HydraException, OmegaConfBaseException) as exc:  # a bad override or config group
-        print(f"configuration error: {' '.join(args.overrides)}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    return _run_all(args, runs)
+    return exit_on_bad_input(lambda: _run_all(args, _planned_runs(args, modes)), args.overrides)
 
 
 def _measure_in_process(args, mode: str) -> int:

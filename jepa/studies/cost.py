@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError
-from ..config.errors import EXIT_CONFIG
+from ..config.errors import exit_on_bad_input
 
 # The canonical file: mnist_test_seq.npy holds 10,000 sequences of 20 frames (jepa/data/canonical.py).
 CANONICAL_SEQUENCES, CANONICAL_FRAMES = 10_000, 20
@@ -151,16 +150,7 @@ def format_cost(costs: list[RunCost], seq_per_s: float, source: str, measured: d
 def main(args) -> int:
     """The `cost` subcommand of `python -m jepa.studies` (jepa.studies.status builds its parser); a bad
     value exits 2 with one line."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        return _report(args)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-    except (HydraException, OmegaConfBaseException) as exc:  # a bad override, study or config group
-        print(f"configuration error: {' '.join(args.overrides)}: {exc}", file=sys.stderr)
-    return EXIT_CONFIG
+    return exit_on_bad_input(lambda: _report(args), args.overrides)
 
 
 def _report(args) -> int:
