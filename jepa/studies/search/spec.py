@@ -92,7 +92,6 @@ def load_sweep(sweep: str, overrides=(), settings=(), **shortcuts) -> DictConfig
 MAPPINGS = ("space", "sampler", "pruner", "slurm")
 LISTS = ("search", "overrides")
 STRINGS = ("name", "study_dir", "metric", "direction", "launcher", "lock")
-INTEGERS = ("n_trials", "workers", "heartbeat_s", "grace_s")
 # metrics.jsonl keys a trial can optimise: a training loss term, or a validation AP / probe error
 METRIC = re.compile(r"train/[a-z_]+|val/((copy_last|chance)/)?(mAP|mAP_full|AP_\d+|AP_full_\d+)|val/(dec_mse|det_bce)")
 
@@ -110,9 +109,6 @@ def check_shape(spec: DictConfig) -> None:
     for key in STRINGS:
         if not isinstance(spec[key], str) or not spec[key].strip():
             raise ConfigError(key, spec[key], "a non-empty string")
-    for key in INTEGERS:
-        if isinstance(spec[key], bool) or not isinstance(spec[key], int):
-            raise ConfigError(key, spec[key], "an integer >= 1")
     if not METRIC.fullmatch(spec.metric):
         raise ConfigError("metric", spec.metric, "a per-epoch metrics.jsonl key: train/<loss term> (train/loss, "
                           "train/pred, ...), val/mAP, val/mAP_full, val/AP_<k>, val/dec_mse or val/det_bce")
@@ -130,7 +126,7 @@ def check(spec: DictConfig) -> None:
     if spec.direction not in ("maximize", "minimize"):
         raise ConfigError("direction", spec.direction, "maximize or minimize")
     for key in ("n_trials", "workers", "heartbeat_s", "grace_s"):
-        if not isinstance(spec[key], int) or spec[key] < 1:
+        if isinstance(spec[key], bool) or not isinstance(spec[key], int) or spec[key] < 1:  # true is no count
             raise ConfigError(key, spec[key], "an integer >= 1")
     if spec.grace_s <= 2 * spec.heartbeat_s:
         raise ConfigError("grace_s", spec.grace_s, f"more than two heartbeats ({2 * spec.heartbeat_s} s)")
