@@ -209,24 +209,24 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
 
 # --- claims 3 and 4 ----------------------------------------------------------------------------------------
 
-def _steps_contexts(selected: pd.DataFrame, keys: list[str], metric: str):
-    """(context, {steps: [(seed, value)]}) for each combination of the other varying keys."""
-    for context, runs in _contexts(selected, keys, [STEPS]):
-        yield context, {float(k): v for k, v in _cells(runs, [STEPS], metric).items()}
+def _steps_claim(number: int, selected: pd.DataFrame, keys: list[str], metric: str, check) -> Claim:
+    """Claim `number` checked by `check(context, {steps: [(seed, value)]})` in each combination of the other
+    varying keys; not applicable when model.steps does not vary."""
+    if STEPS not in keys:
+        return _not_applicable(number, "not applicable (model.steps does not vary).")
+    checks = [check(context, {float(k): v for k, v in _cells(runs, [STEPS], metric).items()})
+              for context, runs in _contexts(selected, keys, [STEPS])]
+    return _claim(number, checks)
 
 
 def check_steps_gain(selected: pd.DataFrame, keys: list[str], metric: str = "val/mAP", digits: int = 3) -> Claim:
     """The better (by mean) of steps 4 and 8 against the better of steps 1 and 2, paired over seeds."""
-    number = 3
-    if STEPS not in keys:
-        return _not_applicable(number, "not applicable (model.steps does not vary).")
-    checks = []
-    for context, cells in _steps_contexts(selected, keys, metric):
+
+    def check(context: str, cells: dict) -> Check:
         high = [s for s in (4.0, 8.0) if cells.get(s)]
         low = [s for s in (1.0, 2.0) if cells.get(s)]
         if not high or not low:
-            checks.append(Check(context, NOT_APPLICABLE, "needs runs of steps 4 or 8 and of steps 1 or 2"))
-            continue
+            return Check(context, NOT_APPLICABLE, "needs runs of steps 4 or 8 and of steps 1 or 2")
         best_high = max(high, key=lambda s: mean_of(cells[s]))
         best_low = max(low, key=lambda s: mean_of(cells[s]))
         diff = paired_difference(cells[best_high], cells[best_low])
@@ -241,33 +241,29 @@ def check_steps_gain(selected: pd.DataFrame, keys: list[str], metric: str = "val
                     f"{format_value(best_low)}): {difference_text(diff, digits)}")
         if verdict == INCONCLUSIVE:
             evidence += f"; not separable at this n ({needed_phrase(seeds_needed(diff))})"
-        checks.append(Check(context, verdict, f"{evidence}. Every pair: {pairs}"))
-    return _claim(number, checks)
+        return Check(context, verdict, f"{evidence}. Every pair: {pairs}")
+
+    return _steps_claim(3, selected, keys, metric, check)
 
 
 def check_saturation(selected: pd.DataFrame, keys: list[str], metric: str = "val/mAP", digits: int = 3) -> Claim:
     """steps 8 - steps 4: an interval including zero or below it supports saturation; above zero contradicts."""
-    number = 4
-    if STEPS not in keys:
-        return _not_applicable(number, "not applicable (model.steps does not vary).")
-    checks = []
-    for context, cells in _steps_contexts(selected, keys, metric):
+
+    def check(context: str, cells: dict) -> Check:
         if not cells.get(4.0) or not cells.get(8.0):
-            checks.append(Check(context, NOT_APPLICABLE, "needs runs of steps 4 and steps 8"))
-            continue
+            return Check(context, NOT_APPLICABLE, "needs runs of steps 4 and steps 8")
         diff = paired_difference(cells[8.0], cells[4.0])
         evidence = f"steps 8 - steps 4: {difference_text(diff, digits)}"
         if not diff.defined:
-            verdict = INCONCLUSIVE
-        elif diff.low > 0:
-            verdict = CONTRADICTED
-        else:
-            verdict = SUPPORTED
-            if diff.high > 0:
-                evidence += (f"; no gain detected at this n, though the interval allows one of up to "
-                             f"{fmt(diff.high, digits, True)}")
-        checks.append(Check(context, verdict, evidence))
-    return _claim(number, checks)
+            return Check(context, INCONCLUSIVE, evidence)
+        if diff.low > 0:
+            return Check(context, CONTRADICTED, evidence)
+        if diff.high > 0:
+            evidence += (f"; no gain detected at this n, though the interval allows one of up to "
+                         f"{fmt(diff.high, digits, True)}")
+        return Check(context, SUPPORTED, evidence)
+
+    return _steps_claim(4, selected, keys, metric, check)
 
 
 def _claim(number: int, checks: list[Check]) -> Claim:

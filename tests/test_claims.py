@@ -58,58 +58,46 @@ def grid(**cells) -> pd.DataFrame:
 
 # --- claim 1 -----------------------------------------------------------------------------------------------
 
-def test_cov_std_supported_when_cov100_std10_is_separably_best():
-    frame = grid()
-    claim = check_cov_std(frame, varying(frame))
-    assert claim.verdict == SUPPORTED
-    evidence = claim.checks[0].evidence
-    assert "rank 1 of 4" in evidence and "cov 100 / std 1" in evidence
-    assert "+0.077 [+0.039, +0.115] (paired t over 3 seeds)" in evidence
+def claim1(frame: pd.DataFrame):
+    return check_cov_std(frame, varying(frame))
 
 
-def test_cov_std_inconclusive_when_the_runner_up_is_within_noise():
-    # TOP - runner-up per seed: 0.01, -0.02, 0.03: mean +0.0067, s = 0.0252, interval +0.0067 ± 0.0626
-    frame = grid(**{"100_1": {1: 0.59, 2: 0.63, 3: 0.62}})
-    claim = check_cov_std(frame, varying(frame))
-    assert claim.verdict == INCONCLUSIVE
-    evidence = claim.checks[0].evidence
-    assert "+0.007 [-0.056, +0.069]" in evidence and "not separable at this n" in evidence
-    # seeds needed: t(n-1) * 0.025166 / sqrt(n) < 0.006667: n = 57 gives 2.0032 * 0.025166 / 7.5498 = 0.006677,
+@pytest.mark.parametrize("cells, verdict, says", [
+    pytest.param({}, SUPPORTED,
+                 ["rank 1 of 4", "cov 100 / std 1", "+0.077 [+0.039, +0.115] (paired t over 3 seeds)"],
+                 id="separably-best"),
+    # TOP - runner-up per seed: 0.01, -0.02, 0.03: mean +0.0067, s = 0.0252, interval +0.0067 ± 0.0626.
+    # Seeds needed: t(n-1) * 0.025166 / sqrt(n) < 0.006667: n = 57 gives 2.0032 * 0.025166 / 7.5498 = 0.006677,
     # n = 58 gives 2.0025 * 0.025166 / 7.6158 = 0.006617 -> 58
-    assert "about 58 seeds each" in evidence
-
-
-def test_cov_std_contradicted_when_another_cell_is_separably_better():
-    frame = grid(**{"1_1": {1: 0.80, 2: 0.82, 3: 0.85}})
-    claim = check_cov_std(frame, varying(frame))
-    assert claim.verdict == CONTRADICTED
-    assert "rank 2 of 4" in claim.checks[0].evidence and "against the best cov 1 / std 1" in claim.checks[0].evidence
+    pytest.param({"100_1": {1: 0.59, 2: 0.63, 3: 0.62}}, INCONCLUSIVE,
+                 ["+0.007 [-0.056, +0.069]", "not separable at this n", "about 58 seeds each"],
+                 id="runner-up-within-noise"),
+    pytest.param({"1_1": {1: 0.80, 2: 0.82, 3: 0.85}}, CONTRADICTED,
+                 ["rank 2 of 4", "against the best cov 1 / std 1"], id="another-cell-separably-better"),
+    # the runner-up equals cov 100 / std 10 on every seed
+    pytest.param({"100_1": dict(TOP)}, INCONCLUSIVE, ["+0.000 [+0.000, +0.000]"], id="tie-at-the-top"),
+])
+def test_cov_std_verdict_follows_the_paired_interval_against_the_runner_up(cells, verdict, says):
+    claim = claim1(grid(**cells))
+    assert claim.verdict == verdict
+    for text in says:
+        assert text in claim.checks[0].evidence
 
 
 def test_cov_std_with_one_seed_per_cell_is_inconclusive():
-    frame = runs({(1, 1, 4): {1: 0.3}, (100, 10, 4): {1: 0.6}})
-    claim = check_cov_std(frame, varying(frame))
+    claim = claim1(runs({(1, 1, 4): {1: 0.3}, (100, 10, 4): {1: 0.6}}))
     assert claim.verdict == INCONCLUSIVE
     assert "no interval: n = 1 and 1" in claim.checks[0].evidence
     assert "not estimable" in claim.checks[0].evidence
 
 
-def test_cov_std_tie_at_the_top_is_inconclusive():
-    frame = grid(**{"100_1": dict(TOP)})  # the runner-up equals cov 100 / std 10 on every seed
-    claim = check_cov_std(frame, varying(frame))
-    assert claim.verdict == INCONCLUSIVE
-    assert "+0.000 [+0.000, +0.000]" in claim.checks[0].evidence
-
-
 def test_cov_std_not_applicable_unless_both_keys_vary():
-    frame = runs({(1, 10, 4): LOW, (100, 10, 4): TOP})
-    claim = check_cov_std(frame, varying(frame))
+    claim = claim1(runs({(1, 10, 4): LOW, (100, 10, 4): TOP}))
     assert claim.verdict == NOT_APPLICABLE and "do not both vary" in claim.summary
 
 
 def test_cov_std_is_checked_per_value_of_another_varying_key():
-    frame = pd.concat([grid(), runs({(1, 1, 1): {1: 0.9, 2: 0.91, 3: 0.92}, (100, 10, 1): LOW})])
-    claim = check_cov_std(frame, varying(frame))
+    claim = claim1(pd.concat([grid(), runs({(1, 1, 1): {1: 0.9, 2: 0.91, 3: 0.92}, (100, 10, 1): LOW})]))
     verdicts = {c.context: c.verdict for c in claim.checks}
     assert verdicts == {"steps=1": CONTRADICTED, "steps=4": SUPPORTED}
     assert claim.verdict == INCONCLUSIVE and "1 supported, 1 contradicted of 2 contexts" in claim.summary

@@ -95,15 +95,22 @@ def test_evaluator_metric_keys_horizons_and_baselines():
     assert m["val/dec_mse"] > 0 and m["val/det_bce"] > 0
 
 
-def test_static_scene_is_perfectly_predicted_by_copy_last():
-    torch.manual_seed(1)
+def static_scene_metrics(head: DetectionHead, seed: int) -> tuple[dict, torch.Tensor]:
+    """Metrics of the copying model on a static scene (every frame the same 8x8 cells), and its labels.
+
+    Both the copying model and copy-last score each frame with the head's logits of that very frame."""
+    torch.manual_seed(seed)
     b, t = 4, 10
     labels = (torch.rand(b, 1, 8, 8) < 0.1).double().expand(b, t, 8, 8).contiguous()
     video = torch.zeros(b, t, 1, 8, 8, dtype=torch.double)
     video[:, :, 0] = labels
     evaluator = Evaluator(t)
-    evaluator.add_batch(CopyModel(1, 2, 2, 2), OracleHead(1, 2), PixelDecoder(1, 1, 8).double(), video, labels)
-    m = evaluator.metrics()
+    evaluator.add_batch(CopyModel(1, 2, 2, 2), head, PixelDecoder(1, 1, 8).double(), video, labels)
+    return evaluator.metrics(), labels
+
+
+def test_static_scene_is_perfectly_predicted_by_copy_last():
+    m, labels = static_scene_metrics(OracleHead(1, 2), seed=1)
     assert m["val/mAP"] == pytest.approx(1.0) and m["val/copy_last/mAP"] == pytest.approx(1.0)
     assert m["val/chance/mAP"] == pytest.approx(labels.mean().item())
 
@@ -118,15 +125,7 @@ class SaturatedHead(DetectionHead):
 def test_ap_ranks_the_raw_logits_not_their_float32_sigmoid():
     # float32 sigmoid ties the two logits, so ranking sigmoid scores would give AP = the positive rate.
     assert torch.sigmoid(torch.tensor([18.0, 22.0])).tolist() == [1.0, 1.0]
-    torch.manual_seed(2)
-    b, t = 4, 10
-    # A static scene: the copying model and copy-last both score each frame with its own (oracle) logits.
-    labels = (torch.rand(b, 1, 8, 8) < 0.1).double().expand(b, t, 8, 8).contiguous()
-    video = torch.zeros(b, t, 1, 8, 8, dtype=torch.double)
-    video[:, :, 0] = labels
-    evaluator = Evaluator(t)
-    evaluator.add_batch(CopyModel(1, 2, 2, 2), SaturatedHead(1, 2), PixelDecoder(1, 1, 8).double(), video, labels)
-    m = evaluator.metrics()
+    m, labels = static_scene_metrics(SaturatedHead(1, 2), seed=2)
     assert m["val/mAP"] == pytest.approx(1.0) and m["val/copy_last/mAP"] == pytest.approx(1.0)
     assert m["val/mAP_full"] == pytest.approx(1.0)
     assert m["val/chance/mAP"] == pytest.approx(labels.mean().item())

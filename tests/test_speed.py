@@ -288,9 +288,12 @@ def test_caching_allocator_reuses_freed_blocks_while_a_run_trains():
         ("training.activation_checkpointing=some", "training.activation_checkpointing"),
         ("training.cpu_allocator=jemalloc", "training.cpu_allocator"),
         ("training.compile=1", "training.compile"),
+        ("training.tf32=1", "training.tf32"),
+        ("training.deterministic=yes", "training.deterministic"),
+        ("training.compile_cache_dir=''", "training.compile_cache_dir"),
     ],
 )
-def test_bad_speed_option_is_refused(tiny_cfg, override, key):
+def test_bad_speed_or_numerics_option_is_refused(tiny_cfg, override, key):
     with pytest.raises(ConfigError, match=key):
         tiny_cfg(override)
 
