@@ -24,7 +24,7 @@ from .config.errors import EXIT_CONFIG, hydra_handed_over, mark_hydra_handed_ove
 from .config.identity import register_resolvers
 from .config.resources import conf_dir
 from .runs import RunFolderError, RunLocked
-from .training import StopRequested, train
+from .training import NonFiniteLoss, StopRequested, train
 
 log = logging.getLogger("jepa")
 register_resolvers()
@@ -57,6 +57,12 @@ def main(cfg: DictConfig) -> float | None:
         _refuse(f"run refused: {exc}", EXIT_LOCKED)
     except RunFolderError as exc:
         _refuse(f"run failed: {exc}", 1)
+    except NonFiniteLoss as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the study launcher counts it among the failed runs and goes on
+        # an outcome of the run, recorded in results.json and train.log: one line, not a traceback
+        print(f"run failed: {exc} (recorded in {run_dir / 'results.json'})", file=sys.stderr)
+        raise SystemExit(1) from None
     except StopRequested as exc:
         if exc.signum is None or HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the study launcher decides: requeue on the time limit, stop the sweep otherwise

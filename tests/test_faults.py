@@ -149,6 +149,20 @@ def test_the_app_refuses_a_changed_resume_and_leaves_the_folder_as_it_was(tmp_pa
 
 
 @pytest.mark.slow
+def test_the_app_records_a_diverged_run_as_failed_and_says_so_in_one_line(tmp_path):
+    """A run whose loss turns NaN exits 1 with one line naming the step and the record (no traceback), and its
+    results.json says failed with the same reason."""
+    proc = subprocess.run([sys.executable, "-m", "jepa.train", *TINY, "optim.lr=1e30", "training.epochs=1",
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("run failed: non-finite loss at epoch 1 step ") and "results.json" in line
+    recorded = results(tmp_path)
+    assert recorded["status"] == "failed" and recorded["reason"].startswith("NonFiniteLoss: non-finite loss")
+
+
+@pytest.mark.slow
 def test_a_sweep_whose_run_would_refuse_its_resume_is_refused_before_any_run_starts(tiny_cfg, tmp_path):
     """Relaunching a sweep where one run's checkpoint holds other values (here optim.lr, which names no run
     folder) refuses the whole sweep with exit 2, naming the run and `key: old -> new`: no run starts, so no

@@ -40,6 +40,24 @@ class StopRequested(Exception):
         self.signum = signum
 
 
+def finite_values(losses: dict[str, torch.Tensor], epoch: int, step: int) -> dict[str, float]:
+    """The step's losses as floats (one device-to-host copy for all of them); NonFiniteLoss names any NaN/inf."""
+    values = dict(zip(losses, torch.stack(list(losses.values())).tolist(), strict=True))
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLoss(f"non-finite loss at epoch {epoch} step {step}: "
+                            + ", ".join(f"train/{k}={values[k]}" for k in bad))
+    return values
+
+
+def epoch_summary(record: dict) -> str:
+    """The epoch's line in the log: training losses, and val/mAP beside copy-last when evaluated."""
+    summary = " ".join(f"{k}={record[k]:.4f}" for k in ("train/loss", "train/pred", "train/vc") if k in record)
+    if "val/mAP" in record:
+        summary += f" val/mAP={record['val/mAP']:.4f} copy_last={record['val/copy_last/mAP']:.4f}"
+    return summary
+
+
 class Trainer:
     """The loop of one run in its folder: epochs of steps, evaluation, checkpoints, results, the tracker."""
 
@@ -147,12 +165,7 @@ class Trainer:
                    disable=None if cfg.training.progress else True)
         start, sequences = time.monotonic(), 0
         for video, labels in bar:
-            losses = self.train_step(video, labels)  # one device-to-host copy for all of them, not one each
-            values = dict(zip(losses, torch.stack(list(losses.values())).tolist(), strict=True))
-            bad = [k for k, v in values.items() if not math.isfinite(v)]
-            if bad:
-                raise NonFiniteLoss(f"non-finite loss at epoch {epoch_index + 1} step {p.global_step + 1}: "
-                                    + ", ".join(f"train/{k}={values[k]}" for k in bad))
+            values = finite_values(self.train_step(video, labels), epoch_index + 1, p.global_step + 1)
             p.add_step(values)
             sequences += len(video)
             bar.set_postfix(loss=f"{values['loss']:.3f}", pred=f"{values['pred']:.3f}", vc=f"{values['vc']:.3f}")
@@ -190,10 +203,7 @@ class Trainer:
         if self.tracker:
             self.tracker.log_epoch(record)
         self.folder.write_results(self.results(RUNNING))
-        summary = " ".join(f"{k}={record[k]:.4f}" for k in ("train/loss", "train/pred", "train/vc") if k in record)
-        if "val/mAP" in record:
-            summary += f" val/mAP={record['val/mAP']:.4f} copy_last={record['val/copy_last/mAP']:.4f}"
-        log.info("epoch %d/%d %s (%.0fs)", epoch, cfg.training.epochs, summary, train_s + eval_s)
+        log.info("epoch %d/%d %s (%.0fs)", epoch, cfg.training.epochs, epoch_summary(record), train_s + eval_s)
 
     def write_gif(self) -> Path:
         return validation.write_gif(*self.learner.modules, self.val_ds, self.device, self.folder.gif)
