@@ -105,6 +105,11 @@ def cli() -> None:
         if exc.code == 1 and not hydra_handed_over():
             raise SystemExit(EXIT_CONFIG) from None
         raise
+    except ValueError as exc:  # Hydra's refusal of its own flags (`-m` with `--cfg`), before any run
+        if hydra_handed_over():
+            raise
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 if __name__ == "__main__":

@@ -222,6 +222,15 @@ def test_the_app_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path, args, 
     assert first_line in proc.stderr.strip().splitlines()[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
+def test_the_app_refuses_hydra_flags_that_exclude_each_other_with_exit_2():
+    """`-m` with `--cfg job` (which Hydra refuses with a ValueError) is a bad input: exit 2, one line."""
+    proc = subprocess.run([sys.executable, "-m", "jepa.train", "-m", "--cfg", "job", *TINY], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("configuration error: Only one of --run, --multirun, --cfg"), line
+
+
 # ==================================================================== corrupt files
 
 class Exploit:
