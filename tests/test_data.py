@@ -166,6 +166,20 @@ def test_generated_train_and_val_use_disjoint_digits():
     assert sum(d.tobytes() in train_rows for d in val.digits) <= 2  # MNIST has a few exact duplicates at most
 
 
+def test_generated_validation_is_the_same_for_every_run_seed():
+    """Runs that differ only in their seed are evaluated on the same sequences; their training data differs."""
+    cfg = data_cfg("generated", num_train=16, num_val=4, batch_size=4)
+    train_a, val_a = build_datasets(cfg, seed=1)
+    train_b, val_b = build_datasets(cfg, seed=2)
+    for i in range(4):
+        assert torch.equal(val_a[i][0], val_b[i][0]) and torch.equal(val_a[i][1], val_b[i][1])
+    assert not torch.equal(train_a[0][0], train_b[0][0])
+    _, val_c = build_datasets(OmegaConf.merge(cfg, {"val_seed": 3}), seed=1)
+    assert not torch.equal(val_a[0][0], val_c[0][0])
+    with pytest.raises(ConfigError, match="data.val_seed"):
+        build_datasets(OmegaConf.merge(cfg, {"val_seed": -1}), seed=1)
+
+
 def test_full_mnist_is_read_from_npz_and_idx(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
     np.savez(tmp_path / "mnist.npz", x_train=images, y_train=np.zeros(5))

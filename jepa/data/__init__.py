@@ -58,6 +58,7 @@ def validate_data_cfg(data_cfg) -> None:
     _check_int(cfg, "image_size", DIGIT_SIZE + MIN_FREE_PX)
     for key in ("num_train", "num_val", "num_digits"):
         _check_int(cfg, key, 1)
+    _check_int(cfg, "val_seed", 0)
     speed = cfg.get("speed")
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < math.inf:
         raise ConfigError("data.speed", speed, "a positive number of pixels per frame")
@@ -88,14 +89,15 @@ def _generated(cfg, seed: int):
     num_train = _first(cfg["num_train"], cfg.get("max_train_sequences"))
     num_val = _first(cfg["num_val"], cfg.get("max_val_sequences"))
     return (MovingMNIST(train_digits, num_train, seed=seed, split="train", **common),
-            MovingMNIST(val_digits, num_val, seed=seed, split="val", **common))
+            MovingMNIST(val_digits, num_val, seed=cfg["val_seed"], split="val", **common))
 
 
 def build_datasets(data_cfg, seed: int):
     """The data config group -> (train_ds, val_ds). Raises ConfigError for bad keys and missing/corrupt files.
 
-    Generated sequences depend on `seed` (item i of a split is a function of (seed, split, i)); the canonical
-    split depends only on data.split_seed.
+    Generated training sequences depend on the run's `seed` (item i is a function of (seed, "train", i));
+    validation sequences on data.val_seed alone, so every run seed is evaluated on the same sequences, as the
+    canonical split depends only on data.split_seed.
     """
     validate_data_cfg(data_cfg)
     cfg = dict(data_cfg)
