@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from scipy import optimize
 
 from analysis.claims import NOT_APPLICABLE, Claim, Comparison
-from analysis.group import format_value
+from analysis.group import format_value, sort_values
 from analysis.published import COV, PUBLISHED_COV_STD, STD, protocol_mismatches
 from analysis.stats import (
     MAX_SEEDS,
@@ -52,7 +53,7 @@ def _power_at(c: Comparison, effect: float, std: float):
     """Power as a function of n; `std`: of the per-seed differences (paired) or of side a (Welch)."""
     std_b = c.diff.std_b if c.diff.method == "Welch" else None
     if c.margin is not None:
-        return lambda n: equivalence_power(effect, std, n, c.margin, c.alpha, std_b)
+        return lambda n, margin=c.margin: equivalence_power(effect, std, n, margin, c.alpha, std_b)
     return lambda n: power(effect, std, n, c.alpha, std_b)
 
 
@@ -110,10 +111,17 @@ def commands(selected: pd.DataFrame, sweep_runs: pd.DataFrame, configs: tuple, k
     groups = [rows] if len(differ) <= 1 else [[r] for r in rows]
     for group in groups:
         fixed, study = _overrides(Path(paths[group[0].name]), keys, group[0])
-        values = [f"{k}={','.join(dict.fromkeys(format_value(r.get(k)) for r in group))}" for k in keys]
+        values = [f"{k}={','.join(format_value(v) for v in sort_values(r.get(k) for r in group))}" for k in keys]
         where = f"hydra.sweep.dir={display(study)}" if fixed else "(add the study's own overrides: no manifest.json)"
-        lines.append(" ".join(["python -m jepa.train", *fixed, *values, f"seed={','.join(map(str, seeds))}", where]))
+        lines.append(" ".join(["python -m jepa.train", *fixed, *values, f"seed={seed_list(seeds)}", where]))
     return lines
+
+
+def seed_list(seeds: list[int]) -> str:
+    """Hydra's sweep value for `seeds`: range(a,b) when they run on without a gap (more than three), else a list."""
+    if len(seeds) > 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"range({seeds[0]},{seeds[-1] + 1})"
+    return ",".join(map(str, seeds))
 
 
 def run_hours_of(selected: pd.DataFrame, sweep_runs: pd.DataFrame, config: str, seq_per_s: float | None) -> float:
@@ -163,10 +171,21 @@ def make_plan(claims: list[Claim], selected: pd.DataFrame, sweep_runs: pd.DataFr
                 published = _published_effect(c, selected)
                 items.append(PlanItem(
                     claim.number, c, float(_power_at(c, d.mean, std)(d.n)) if d.n >= 2 else math.nan, needed,
-                    span, detectable_effect(std, d.n, target, c.alpha, d.std_b if d.method == "Welch" else None),
+                    span, _detectable(c, std, target),
                     _needed(c, published, std, target) if not math.isnan(published) else None,
                     commands(selected, sweep_runs, c.configs, keys, seeds, display) if add else [], hours))
     return items
+
+
+def _detectable(c: Comparison, std: float, target: float) -> float:
+    """The smallest difference the test shows with `target` power at the current n; for an equivalence, the
+    smallest margin it shows when there is no difference."""
+    d = c.diff
+    if c.margin is None:
+        return detectable_effect(std, d.n, target, c.alpha, d.std_b if d.method == "Welch" else None)
+    if d.n < 2 or not std > 0:
+        return math.nan
+    return optimize.brentq(lambda m: float(_power_at(c, 0.0, std)(d.n, m)) - target, 1e-9, 1e3 * std)
 
 
 def _count(n: int | None) -> str:
@@ -185,7 +204,8 @@ def plan_markdown(items: list[PlanItem], target: float = POWER, digits: int = 3)
         line = (f"- claim {item.claim}, {c.label}: {fmt(d.mean, digits, True)} (n={d.n}, {d.method}, {what}); "
                 f"power now {fmt(item.power_now, 2)}; seeds for {target:.0%}: {_count(item.needed)} "
                 f"(spread interval: {_count(item.needed_range[0])} to {_count(item.needed_range[1])}); "
-                f"smallest difference detectable at n={d.n}: {fmt(item.detectable, digits)}")
+                + (f"smallest margin shown at n={d.n} when there is no difference" if c.margin is not None
+                   else f"smallest difference detectable at n={d.n}") + f": {fmt(item.detectable, digits)}")
         if item.published_needed is not None:
             line += f"; for the published difference: {_count(item.published_needed)}"
         md.append(line)
