@@ -206,7 +206,8 @@ def _baseline(runs: pd.DataFrame, name: str, full: bool):
 
 
 def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs=None) -> Figure:
-    """Training curves, one line per configuration (seed mean per epoch, 95% t band) for each panel key.
+    """Training curves, one line per configuration (seed mean per epoch, 95% band: t-interval, logit scale for
+    AP) for each panel key.
 
     `runs` needs `run`, `status`, `config`; only finished runs with at least MIN_EVALUATIONS epoch records are
     drawn. `configs`: the configuration labels to draw (default: all, in `runs` order)."""
@@ -224,9 +225,15 @@ def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs
         if key not in data or data[key].isna().all():
             _empty(ax, f"{key} not logged" if len(data) else f"no run with {MIN_EVALUATIONS}+ evaluations")
             continue
-        stats = data.groupby(["config", "epoch"])[key].agg(["mean", "std", "count"]).dropna(subset=["mean"])
-        stats["half"] = [t_quantile(c - 1) * sd / np.sqrt(c) if c > 1 else np.nan
-                         for c, sd in zip(stats["count"], stats["std"], strict=True)]
+        groups = data.groupby(["config", "epoch"])[key]
+        stats = groups.agg(["mean", "std", "count"]).dropna(subset=["mean"])
+        if bounded(key):  # AP stays in [0, 1]: the interval on the logit scale
+            bands = groups.apply(lambda v: logit_interval(v)).reindex(stats.index)
+            stats["low"], stats["high"] = [b[0] for b in bands], [b[1] for b in bands]
+        else:
+            half = [t_quantile(c - 1) * sd / np.sqrt(c) if c > 1 else np.nan
+                    for c, sd in zip(stats["count"], stats["std"], strict=True)]
+            stats["low"], stats["high"] = stats["mean"] - half, stats["mean"] + half
         for config, colour in zip(configs, colours(len(configs)), strict=True):
             if config not in stats.index:
                 continue
@@ -234,13 +241,13 @@ def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs
             (line,) = ax.plot(line_stats.index, line_stats["mean"], color=colour, label=config)
             handles.setdefault(config, line)
             band = line_stats[line_stats["count"] > 1]
-            ax.fill_between(band.index, band["mean"] - band["half"], band["mean"] + band["half"],
-                            color=colour, alpha=0.2, linewidth=0)
+            ax.fill_between(band.index, band["low"], band["high"], color=colour, alpha=0.2, linewidth=0)
         if key.startswith("train/") and (data[key].dropna() > 0).all():
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="outside lower center", fontsize=8,
                    ncol=min(3, len(handles)))
-    fig.suptitle("Training curves per configuration (mean over seeds, band: 95% t-interval)")
+    fig.suptitle("Training curves per configuration (mean over seeds, band: 95% t-interval; for mAP on the logit "
+                 "scale)")
     return fig

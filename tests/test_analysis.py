@@ -603,3 +603,28 @@ def test_report_names_folders_relative_to_the_working_directory(tmp_path, monkey
     paths = build_report(["study"], out=tmp_path / "out")
     assert "from `study`." in paths["report"].read_text() and str(tmp_path) not in paths["report"].read_text()
     assert pd.read_csv(paths["runs.csv"])["path"].tolist() == ["study/0", "study/1"]
+
+
+def test_report_lists_every_problem_the_loader_found(tmp_path):
+    """Finished runs with an emptied metrics.jsonl, a truncated last line or a string-valued metric are flagged
+    in runs.csv and listed in report.md's problems section, not hidden behind "None"."""
+    root = tmp_path / "sweep"
+    write_grid(root, {(1, 1): [0.2, 0.4]})
+    emptied = write_run(root / "emptied", make_config(seed=3), curve(0.5))
+    (emptied / "metrics.jsonl").write_text("")
+    torn = write_run(root / "torn", make_config(seed=4), curve(0.5))
+    with open(torn / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "val/m')
+    text_valued = curve(0.5)
+    text_valued[-1]["train/loss"] = "n/a"
+    write_run(root / "text", make_config(seed=5), text_valued)
+    paths = build_report([root])
+    runs = pd.read_csv(paths["runs.csv"]).set_index("run")
+    problems = paths["report"].read_text().split("## Runs left out or with problems")[1]
+    expected = {"sweep/emptied": "metrics.jsonl holds 1 of 3 epochs", "sweep/torn": "1 unparsable line(s)",
+                "sweep/text": "non-numeric metric values in metrics.jsonl: train/loss"}
+    for run, reason in expected.items():
+        assert reason in runs.loc[run, "reason"]
+        row = next(line for line in problems.splitlines() if f"`{run}`" in line)
+        assert f"| done | 3/3 | {reason}" in row
+    assert "None." not in problems and "`sweep/0`" not in problems
