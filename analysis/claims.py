@@ -296,7 +296,11 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
                     f"[{fmt(slope.low, 4, True)}, {fmt(slope.high, 4, True)}] (n={slope.n}); mAP minus copy-last "
                     f"{fmt(gain.mean, digits, True)} [{fmt(gain.low, digits, True)}, {fmt(gain.high, digits, True)}]")
         if copy and not p_above(gain.mean, gain.se, gain.df) <= ALPHA / 2:
-            checks.append(Check(config, NOT_APPLICABLE, evidence + ": not shown to beat copy-last, left out"))
+            p = float(p_above(gain.mean, gain.se, gain.df))
+            gain = Difference(gain.mean, gain.std, gain.n, gain.low, gain.high, gain.method, se=gain.se, df=gain.df,
+                              n_a=gain.n, n_b=gain.n)
+            checks.append(Check(config, NOT_APPLICABLE, evidence + ": not shown to beat copy-last",
+                                [Comparison(f"{config}: mAP minus copy-last", (config,), gain, p, False)]))
             continue
         learning.append((config, evidence, Comparison(f"{config}: minus slope", (config,), diff, math.nan, False)))
     if learning:
@@ -308,7 +312,12 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
             own = SUPPORTED if p_one <= ALPHA / 2 else CONTRADICTED if rise else INCONCLUSIVE
             checks.append(Check(config, own, f"{evidence}; slope < 0: one-sided {p_text(p_one)}",
                                 [] if comparison.decided else [comparison]))
+    for check in checks:  # none shown to learn at this n: the claim cannot be tested yet, the plan says what would
+        if check.verdict == NOT_APPLICABLE:
+            check.verdict, check.evidence = (NOT_APPLICABLE, check.evidence + ", left out") if learning else \
+                (INCONCLUSIVE, check.evidence + " at this n")
     claim = _claim(2, checks, str(verdicts) if learning else None)
+    claim.summary += (" No configuration is shown to beat copy-last at this n." if not learning else "")
     claim.summary += (" Only configurations whose mAP is shown above copy-last's count; each needs its slope of "
                       f"AP against horizon (least squares over the {len(x)} horizons, per seed) below zero.")
     return claim

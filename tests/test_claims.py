@@ -158,6 +158,15 @@ def test_horizon_leaves_out_a_configuration_that_does_not_beat_copy_last():
     assert check_horizon(frame[["config", "val/mAP", "val/AP_0"]], []).verdict == NOT_APPLICABLE
 
 
+def test_horizon_is_inconclusive_and_plannable_when_no_configuration_is_shown_to_learn():
+    frame = runs({(100, 10, 4): {1: 0.30, 2: 0.12, 3: 0.20}}, copy_last=0.15)  # mAP - copy-last +0.15, -0.03, +0.05
+    claim = check_horizon(frame, [])
+    assert claim.verdict == INCONCLUSIVE and "No configuration is shown to beat copy-last" in claim.summary
+    assert claim.checks[0].evidence.endswith("not shown to beat copy-last at this n")
+    comparison = claim.checks[0].comparisons[0]
+    assert comparison.diff.mean == pytest.approx(0.056667, abs=1e-6) and not comparison.decided
+
+
 # --- claims 3 and 4 ----------------------------------------------------------------------------------------
 
 STEPS_CELLS = {(100, 10, 1): {1: 0.10, 2: 0.12, 3: 0.11}, (100, 10, 2): {1: 0.15, 2: 0.16, 3: 0.14},
