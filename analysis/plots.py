@@ -150,11 +150,12 @@ def plot_ap_horizon(selected: pd.DataFrame, keys: list[str], hue: str = "model.s
     baseline of that configuration dashed in its colour; chance dotted."""
     panels = _panels(selected, keys, hue)[:MAX_PANELS] if not selected.empty else [("", selected)]
     columns = min(3, len(panels))
-    fig = Figure(figsize=(4.6 * columns + 1.5, 3.6 * ((len(panels) + columns - 1) // columns) + 0.8),
+    fig = Figure(figsize=(max(8.0, 4.6 * columns + 1.5), 3.6 * ((len(panels) + columns - 1) // columns) + 1.2),
                  layout="constrained")
     axes = fig.subplots((len(panels) + columns - 1) // columns, columns, squeeze=False, sharey=True).ravel()
     protocol = "whole validation set" if full else "per-batch, published protocol"
-    fig.suptitle(f"AP against prediction horizon ({protocol}); band: 95% logit-scale t-interval, dots: seeds")
+    fig.suptitle(f"AP against prediction horizon ({protocol})\nband: 95% logit-scale t-interval of the seed mean, "
+                 "dots: seeds", fontsize=10)
     keys_ap = ap_keys(selected.columns, full)
     hue_values = sort_values(v for v in selected.get(hue, pd.Series(dtype=float)) if v == v)
     palette = dict(zip(hue_values, colours(len(hue_values)), strict=True))
@@ -177,6 +178,7 @@ def plot_ap_horizon(selected: pd.DataFrame, keys: list[str], hue: str = "model.s
 def _draw_panel(ax, runs: pd.DataFrame, keys_ap, hue: str, palette: dict, full: bool) -> None:
     x = np.array([k + 1 for k, _ in keys_ap])
     name = short_names([hue])[hue]
+    first = True
     for value, members in (runs.groupby(hue, sort=False) if hue in runs else [("all", runs)]):
         colour = palette.get(value, "C0")
         values = members[[c for _, c in keys_ap]].astype(float).to_numpy()
@@ -188,7 +190,9 @@ def _draw_panel(ax, runs: pd.DataFrame, keys_ap, hue: str, palette: dict, full: 
             ax.fill_between(x, *band, color=colour, alpha=0.2, linewidth=0)
         copy = _baseline(members, "copy_last", full)
         if copy is not None:
-            ax.plot(copy[0], copy[1], "--", color=colour, linewidth=1, label="copy-last (its configuration)")
+            ax.plot(copy[0], copy[1], "--", color=colour, linewidth=1,
+                    label="copy-last of each configuration (dashed, its colour)" if first else "_copy-last")
+            first = False
     chance = _baseline(runs, "chance", full)
     if chance is not None:
         ax.plot(chance[0], chance[1], ":", color="0.0", label="chance")
