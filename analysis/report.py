@@ -110,9 +110,16 @@ def _write_figures(a: Analysis, out: Path, paths: dict, digits: int, full: bool)
     for full_protocol in (False, True) if full else (False,):
         name = "ap_horizon_full.png" if full_protocol else "ap_horizon.png"
         _save(plot_ap_horizon(a.selected, a.keys, a.hue, full_protocol), out / name, paths)
-    shown = list(a.configs["config"][:MAX_CURVES])
-    curve_configs = [c for c in dict.fromkeys(a.sweep.runs["config"]) if c in shown]
-    _save(plot_curves(a.sweep.epochs, a.sweep.runs, configs=curve_configs), out / "curves.png", paths)
+    if _evaluations(a).max() >= MIN_EVALUATIONS:
+        shown = list(a.configs["config"][:MAX_CURVES])
+        curve_configs = [c for c in dict.fromkeys(a.sweep.runs["config"]) if c in shown]
+        _save(plot_curves(a.sweep.epochs, a.sweep.runs, configs=curve_configs), out / "curves.png", paths)
+
+
+def _evaluations(a: Analysis) -> pd.Series:
+    """Epoch records per finished run (0 for none): a training curve needs MIN_EVALUATIONS."""
+    done = a.sweep.runs.loc[a.sweep.runs["status"] == "done", "run"]
+    return done.map(a.sweep.epochs.groupby("run")["epoch"].count()).fillna(0) if len(done) else pd.Series([0])
 
 
 def _heatmaps(table: PivotTable) -> list[tuple[str, object]]:
@@ -380,11 +387,10 @@ def _figures_md(a: Analysis, paths: dict) -> list[str]:
     if not ap_keys(a.selected.columns):
         md.append("No run logged val/AP_k.")
     md += ["", "## Training curves", ""]
-    evaluations = a.sweep.epochs.groupby("run")["val/mAP"].count() if "val/mAP" in a.sweep.epochs else pd.Series()
-    if not (evaluations >= MIN_EVALUATIONS).any():
-        return md + [f"None drawn: no finished run has {MIN_EVALUATIONS} or more evaluations "
-                     f"(most has {int(evaluations.max()) if len(evaluations) else 0}); a curve needs at least "
-                     f"{MIN_EVALUATIONS} points.", ""]
+    most = int(_evaluations(a).max())
+    if "curves.png" not in paths:
+        return md + [f"None drawn: no finished run has {MIN_EVALUATIONS} or more evaluations (the most is {most}); "
+                     f"a curve needs at least {MIN_EVALUATIONS} points.", ""]
     shown = f"The {MAX_CURVES} best of {len(a.configs)} configurations by {a.metric}" if len(a.configs) > MAX_CURVES \
         else "Every configuration with a finished run"
     return md + [f"{shown}, runs with at least {MIN_EVALUATIONS} evaluations. Band: 95% t-interval over seeds.", "",

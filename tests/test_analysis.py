@@ -628,3 +628,13 @@ def test_report_lists_every_problem_the_loader_found(tmp_path):
         row = next(line for line in problems.splitlines() if f"`{run}`" in line)
         assert f"| done | 3/3 | {reason}" in row
     assert "None." not in problems and "`sweep/0`" not in problems
+
+
+def test_no_training_curves_from_fewer_than_three_evaluations(tmp_path):
+    root = tmp_path / "sweep"
+    for i, (steps, seed, final) in enumerate([(2, 1, 0.3), (2, 2, 0.4), (4, 1, 0.5), (4, 2, 0.45)]):
+        write_run(root / f"r{i}", make_config(steps=steps, seed=seed), curve(final)[:2])
+    paths = build_report([root], rows="model.steps", cols="loss.std_coeff")
+    assert "curves.png" not in paths and not any(name.startswith("heatmap") for name in paths)  # a 2 x 1 grid
+    text = paths["report"].read_text()
+    assert "None drawn: no finished run has 3 or more evaluations (the most is 2)" in text
