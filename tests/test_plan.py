@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 
 from analysis.cli import main  # noqa: E402
 from analysis.report import analyse  # noqa: E402
-from tests.test_analysis import curve, make_config, write_run  # noqa: E402
+from analysis.stats import power, seeds_for  # noqa: E402
+from tests.test_analysis import PUBLISHED_SETTINGS, curve, make_config, write_run  # noqa: E402
 
 FIXED = ["+sweeps=[steps,seeds]", "experiment=quick", "data.num_train=500", "training.epochs=3"]
 # final mAP per steps and seed: 4 and 8 well above 1; 8 - 4 noisy
@@ -61,3 +62,22 @@ def test_cli_plan_prints_the_plan_and_refuses_a_bad_power(tmp_path, capsys, monk
     assert main(["steps", "--plan", "--power", "1.5"]) == 2
     assert "--power=1.5 is invalid: a probability between 0 and 1" in capsys.readouterr().err
     assert main(["steps", "--margin", "-0.1"]) == 2
+
+
+def test_runs_of_the_published_protocol_are_also_planned_for_the_published_difference(tmp_path):
+    root = tmp_path / "published"
+    cells = {(100, 10): [0.60, 0.62, 0.58], (10, 1): [0.55, 0.63, 0.57]}  # per seed +0.05, -0.01, +0.01
+    for (cov, std), finals in cells.items():
+        for seed, final in enumerate(finals, start=1):
+            write_run(root / f"c{cov}s{std}_{seed}", make_config(cov, std, seed, **PUBLISHED_SETTINGS), curve(final))
+    a = analyse([root])
+    (item,) = [i for i in a.plan if i.claim == 1]
+    sd = item.comparison.diff.std
+    assert item.comparison.diff.mean == pytest.approx(0.016667, abs=1e-6) and sd == pytest.approx(0.030551, abs=1e-6)
+    # the published cells differ by 0.607 - 0.448 = 0.159; one other cell, so the test is one-sided 2.5%
+    assert item.published_needed == seeds_for(lambda n: power(0.159, sd, n, 0.025))
+    assert item.published_needed < item.needed
+    # two keys differ: one command per configuration; without manifest.json the study's own overrides are unknown
+    add = f"seed=range(4,{item.needed + 1}) (add the study's own overrides: no manifest.json)"
+    assert item.commands == [f"python -m jepa.train loss.cov_coeff=100 loss.std_coeff=10 {add}",
+                             f"python -m jepa.train loss.cov_coeff=10 loss.std_coeff=1 {add}"]
