@@ -88,7 +88,7 @@ def _new_seeds(selected: pd.DataFrame, count: int) -> list[int]:
     return seeds
 
 
-def _overrides(run_path: Path, keys: list[str], row: pd.Series) -> tuple[list[str], str]:
+def _overrides(run_path: Path, keys: list[str]) -> tuple[list[str], str]:
     """The run's own overrides from its study's manifest.json without the varying keys and the seed, and
     its study folder; without a manifest, none."""
     try:
@@ -103,14 +103,15 @@ def _overrides(run_path: Path, keys: list[str], row: pd.Series) -> tuple[list[st
 
 def commands(selected: pd.DataFrame, sweep_runs: pd.DataFrame, configs: tuple, keys: list[str], seeds: list[int],
              display=str) -> list[str]:
-    """One `python -m jepa.train` line per configuration (one for both when they differ in a single key)."""
+    """One `python -m jepa.train` line per configuration (one for both when they differ in a single key). Run
+    again, a sweep skips the runs it finished, so commands that share a configuration add its seeds once."""
     rows = [_runs_of(selected, config).iloc[0] for config in configs]
     paths = sweep_runs.set_index("run")["path"]
     lines = []
     differ = [k for k in keys if len({format_value(r.get(k)) for r in rows}) > 1]
     groups = [rows] if len(differ) <= 1 else [[r] for r in rows]
     for group in groups:
-        fixed, study = _overrides(Path(paths[group[0].name]), keys, group[0])
+        fixed, study = _overrides(Path(paths[group[0].name]), keys)
         values = [f"{k}={','.join(format_value(v) for v in sort_values(r.get(k) for r in group))}" for k in keys]
         where = f"hydra.sweep.dir={display(study)}" if fixed else "(add the study's own overrides: no manifest.json)"
         lines.append(" ".join(["python -m jepa.train", *fixed, *values, f"seed={seed_list(seeds)}", where]))
