@@ -19,7 +19,7 @@ from analysis.load import Sweep, find_optuna_studies, load_runs, progress_text
 from analysis.plan import make_plan, plan_markdown
 from analysis.plots import MIN_EVALUATIONS, plot_ap_horizon, plot_configs, plot_curves, plot_heatmap
 from analysis.published import published_table_markdown
-from analysis.stats import POWER, fmt, method_text, t_interval
+from analysis.stats import POWER, fmt, method_text
 from analysis.tables import PivotTable, facet_title, pivot, to_csv, to_latex, to_markdown, to_values_frame
 
 DPI = 130
@@ -60,7 +60,7 @@ def analyse(folders, rows: str = "loss.cov_coeff", cols: str = "loss.std_coeff",
     keys = add_configs(sweep, ignore)
     selected = select_records(sweep, metric, select, goal)
     table = pivot(selected, rows, cols, metric, varying_keys(selected, keys), select, goal)
-    configs = config_intervals(selected, summarise_configs(selected, metric, goal), metric)
+    configs = summarise_configs(selected, metric, goal)
     claims = check_claims(selected, keys, metric, digits, margin)
     plan = make_plan(claims, selected, sweep.runs, keys, power, seq_per_s, display_path)
     grid_keys = [k for k in keys if k not in (rows, cols)]
@@ -240,16 +240,6 @@ def display_path(path) -> str:
         return path.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-def config_intervals(selected: pd.DataFrame, configs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """`configs` (best first) with the 95% t-interval of each configuration's mean."""
-    out = configs.copy()
-    intervals = [t_interval(selected.loc[selected["config"] == c, metric]) if metric in selected else None
-                 for c in configs["config"]]
-    out.insert(3, "ci_low", [iv.low if iv else float("nan") for iv in intervals])
-    out.insert(4, "ci_high", [iv.high if iv else float("nan") for iv in intervals])
-    return out
 
 
 def _write_tables(table: PivotTable, out: Path, digits: int) -> dict[str, Path]:
