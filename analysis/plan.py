@@ -202,7 +202,9 @@ def plan_markdown(items: list[PlanItem], target: float = POWER, digits: int = 3)
     for item in items:
         c, d = item.comparison, item.comparison.diff
         what = f"equivalence within ±{fmt(c.margin, digits)}" if c.margin is not None else f"one-sided {c.alpha:.3g}"
-        line = (f"- claim {item.claim}, {c.label}: {fmt(d.mean, digits, True)} (n={d.n}, {d.method}, {what}); "
+        against = " (below zero: against the claim; the power is to show that)" if c.margin is None and d.mean < 0 \
+            else ""
+        line = (f"- claim {item.claim}, {c.label}: {fmt(d.mean, digits, True)}{against} (n={d.n}, {d.method}, {what}); "
                 f"power now {fmt(item.power_now, 2)}; seeds for {target:.0%}: {_count(item.needed)} "
                 f"(spread interval: {_count(item.needed_range[0])} to {_count(item.needed_range[1])}); "
                 + (f"smallest margin shown at n={d.n} when there is no difference" if c.margin is not None
@@ -212,6 +214,6 @@ def plan_markdown(items: list[PlanItem], target: float = POWER, digits: int = 3)
         md.append(line)
         if item.commands:
             hours = f"projected {item.hours:.2f} hours" if not math.isnan(item.hours) else "hours not known"
-            md += [f"  add {item.needed - d.n} seed(s) to each side ({hours}):",
+            md += [f"  add {item.needed - d.n} seed(s) to each configuration involved ({hours}):",
                    *[f"  `{cmd}`" for cmd in item.commands]]
     return md
