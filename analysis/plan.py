@@ -197,8 +197,12 @@ def plan_markdown(items: list[PlanItem], target: float = POWER, digits: int = 3)
     """The planner's lines: one paragraph per undecided comparison with its command(s)."""
     if not items:
         return ["No claim has an undecided comparison to plan for."]
-    md = [f"Seeds per configuration for {target:.0%} power at the observed difference and spread (noncentral t); "
-          "the range is what the 95% interval of the spread implies.", ""]
+    ns = sorted({item.comparison.diff.n for item in items if item.comparison.diff.n >= 2})
+    spread = "; ".join(f"from {n} seeds the true spread lies between {low:.2f} and {high:.2f} times the estimate"
+                       for n, (low, high) in ((n, std_interval(1.0, n)) for n in ns))
+    md = [f"Seeds per configuration for {target:.0%} power at the observed difference and spread (noncentral t). "
+          f"A spread estimated from few seeds is itself uncertain ({spread}: 95% chi-square interval), so each "
+          "count comes with the range of counts over that interval.", ""]
     for item in items:
         c, d = item.comparison, item.comparison.diff
         what = f"equivalence within ±{fmt(c.margin, digits)}" if c.margin is not None else f"one-sided {c.alpha:.3g}"
