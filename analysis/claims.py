@@ -272,6 +272,12 @@ def _slopes(values: np.ndarray, x: np.ndarray) -> np.ndarray:
     return values @ centred / (centred @ centred)
 
 
+def _one_sample(iv, sign: int = 1) -> Difference:
+    """A one-sample t-interval as a Difference (of `sign` x the values) for the comparisons and the planner."""
+    low, high = (iv.low, iv.high) if sign > 0 else (-iv.high, -iv.low)
+    return Difference(sign * iv.mean, iv.std, iv.n, low, high, iv.method, se=iv.se, df=iv.df, n_a=iv.n, n_b=iv.n)
+
+
 def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full: bool = False) -> Claim:
     """On the configurations that learn (mAP above copy-last's, one-sided 2.5%): the per-seed slope of AP
     against horizon over all horizons, then its t-interval over seeds; `all_above` on minus the slopes."""
@@ -289,20 +295,18 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
             continue
         gain = t_interval(values[keep].mean(axis=1) - base[keep].mean(axis=1))
         slope = t_interval(_slopes(values[keep], x))
-        diff = Difference(-slope.mean, slope.std, slope.n, -slope.high, -slope.low, slope.method, se=slope.se,
-                          df=slope.df, n_a=slope.n, n_b=slope.n)  # minus the slope: "above zero" is a fall
         evidence = (f"AP at horizon 1 {fmt(values[keep, 0].mean(), digits)}, at horizon {int(x[-1])} "
                     f"{fmt(values[keep, -1].mean(), digits)}; slope per step {fmt(slope.mean, 4, True)} "
                     f"[{fmt(slope.low, 4, True)}, {fmt(slope.high, 4, True)}] (n={slope.n}); mAP minus copy-last "
                     f"{fmt(gain.mean, digits, True)} [{fmt(gain.low, digits, True)}, {fmt(gain.high, digits, True)}]")
         if copy and not p_above(gain.mean, gain.se, gain.df) <= ALPHA / 2:
             p = float(p_above(gain.mean, gain.se, gain.df))
-            gain = Difference(gain.mean, gain.std, gain.n, gain.low, gain.high, gain.method, se=gain.se, df=gain.df,
-                              n_a=gain.n, n_b=gain.n)
             checks.append(Check(config, NOT_APPLICABLE, evidence + ": not shown to beat copy-last",
-                                [Comparison(f"{config}: mAP minus copy-last", (config,), gain, p, False)]))
+                                [Comparison(f"{config}: mAP minus copy-last", (config,), _one_sample(gain), p, False)]))
             continue
-        learning.append((config, evidence, Comparison(f"{config}: minus slope", (config,), diff, math.nan, False)))
+        minus_slope = _one_sample(slope, -1)  # "above zero" is a fall
+        learning.append((config, evidence, Comparison(f"{config}: minus slope", (config,), minus_slope, math.nan,
+                                                      False)))
     if learning:
         mean, se, df = _arrays([c for *_, c in learning])
         verdicts, p = all_above(mean, se, df)
