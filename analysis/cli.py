@@ -8,8 +8,11 @@ from pathlib import Path
 
 import matplotlib
 
+from analysis.claims import MARGIN
 from analysis.group import SELECTIONS
-from analysis.report import ReportInputError, build_report
+from analysis.plan import plan_markdown
+from analysis.report import ReportInputError, analyse, build_report
+from analysis.stats import POWER
 from jepa.runs import runs_problem
 
 
@@ -38,6 +41,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--ignore", action="append", default=[], metavar="KEY",
                         help="config key that does not split configurations (repeatable)")
     parser.add_argument("--digits", type=int, default=3, help="decimals in the tables")
+    parser.add_argument("--margin", type=float, default=MARGIN,
+                        help=f"claim 4's equivalence margin in mAP (default {MARGIN})")
+    parser.add_argument("--plan", action="store_true",
+                        help="print, for each undecided comparison, its power and the sweep command that adds the "
+                             "seeds it needs; writes no report")
+    parser.add_argument("--power", type=float, default=POWER, help=f"target power of --plan (default {POWER})")
+    parser.add_argument("--seq-per-s", type=float,
+                        help="throughput for the projected hours of --plan (default: that of the runs themselves)")
     return parser.parse_args(argv)
 
 
@@ -52,10 +63,21 @@ def main(argv=None) -> int:
         return _refuse(f"--stale-hours={args.stale_hours} is invalid: a number of hours > 0")
     if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
         return _refuse(f"--out={args.out!r} is invalid: a folder (it is a file)")
+    if not 0 < args.margin < 1:
+        return _refuse(f"--margin={args.margin} is invalid: a difference of mAP between 0 and 1, e.g. 0.02")
+    if not 0 < args.power < 1:
+        return _refuse(f"--power={args.power} is invalid: a probability between 0 and 1, e.g. 0.8")
+    if args.seq_per_s is not None and not args.seq_per_s > 0:
+        return _refuse(f"--seq-per-s={args.seq_per_s} is invalid: a throughput > 0 sequences/s")
+    options = dict(rows=args.rows, cols=args.cols, metric=args.metric, select=args.select, goal=args.goal,
+                   hue=args.hue, stale_hours=args.stale_hours, ignore=tuple(args.ignore), digits=args.digits,
+                   margin=args.margin, power=args.power, seq_per_s=args.seq_per_s)
     try:
-        paths = build_report(args.folders, out=args.out, rows=args.rows, cols=args.cols, metric=args.metric,
-                             select=args.select, goal=args.goal, hue=args.hue, full=args.full,
-                             stale_hours=args.stale_hours, ignore=tuple(args.ignore), digits=args.digits)
+        if args.plan:
+            a = analyse(args.folders, **options)
+            print("\n".join(plan_markdown(a.plan, args.power, args.digits)))
+            return 0
+        paths = build_report(args.folders, out=args.out, full=args.full, **options)
     except ReportInputError as exc:
         return _refuse(str(exc))
     except OSError as exc:  # the report folder cannot be made or written (under a file, read-only, /proc)

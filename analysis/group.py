@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 import pandas as pd
 
 from analysis.load import Sweep
+from analysis.stats import t_interval
 from jepa.config.identity import identifies
 
 # Metrics where smaller is better; everything else (AP, mAP, throughput) is larger-is-better.
@@ -123,20 +123,14 @@ def select_records(sweep: Sweep, metric: str, select: str = "final", goal: str =
     return runs.loc[order, config_cols].join(chosen)
 
 
-def spread(values) -> tuple[float, float, int]:
-    """(mean, sample std with ddof=1 or NaN for one value, n) of the finite `values`."""
-    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, 0
-    return float(values.mean()), float(values.std(ddof=1)) if n > 1 else math.nan, n
-
-
 def summarise_configs(selected: pd.DataFrame, metric: str, goal: str = "max") -> pd.DataFrame:
-    """One row per configuration: mean, std, n of `metric` over its seeds, best first."""
-    rows = [dict(zip(("mean", "std", "n"), spread(group[metric]), strict=True), config=config,
-                 runs=", ".join(group.index)) for config, group in selected.groupby("config", sort=False)]
-    table = pd.DataFrame(rows, columns=["config", "mean", "std", "n", "runs"])
+    """One row per configuration, best first: mean, std, its 95% t-interval and n of `metric` over its seeds."""
+    rows = []
+    for config, group in selected.groupby("config", sort=False):
+        iv = t_interval(group[metric] if metric in group else [])
+        rows.append({"config": config, "mean": iv.mean, "std": iv.std, "ci_low": iv.low, "ci_high": iv.high,
+                     "n": iv.n, "runs": ", ".join(group.index)})
+    table = pd.DataFrame(rows, columns=["config", "mean", "std", "ci_low", "ci_high", "n", "runs"])
     return table.sort_values("mean", ascending=goal == "min", na_position="last", ignore_index=True)
 
 

@@ -74,10 +74,6 @@ def protocol_mismatches(runs: pd.DataFrame, protocol: dict = PROTOCOL) -> list[s
     return out
 
 
-def matches_protocol(runs: pd.DataFrame) -> bool:
-    return not runs.empty and not protocol_mismatches(runs)
-
-
 def published_cov_std(rows: str, cols: str):
     """A function (row value, column value) -> published mAP or None, for a cov_coeff x std_coeff table in
     either orientation; None when the table is some other pivot."""

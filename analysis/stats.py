@@ -1,16 +1,17 @@
-"""Confidence intervals over seeds, paired differences between configurations, and seeds needed.
+"""Intervals over seeds, differences between configurations, the tests behind every verdict, and power.
 
-Methods (named in every result, so the report can say which one it used):
+Every verdict is a one-sided t-test at ALPHA / 2 = 2.5% (the side a 95% two-sided interval excludes); the
+claims combine such tests with stated family-wise control (analysis.claims, docs/statistics.md).
 
-- one configuration: a two-sided t-interval of the mean over its n seeds,
-  mean ± t(1 - (1 - level) / 2, n - 1) · s / √n with the sample std s (ddof=1). With `method="auto"` a
-  percentile bootstrap of the mean (fixed resampling seed) replaces it once n ≥ BOOTSTRAP_MIN_N; below that a
-  bootstrap of 2-9 values only has a handful of distinct resamples and is too narrow. n = 1: no interval.
-- two configurations: when they share at least two seeds (same seed, hence the same initial weights and data
-  order), the paired t-interval of the per-seed differences a - b over the shared seeds; otherwise Welch's
-  interval (unequal variances, Welch-Satterthwaite degrees of freedom). Fewer values: no interval.
-- seeds needed: the smallest n at which the t-interval's half-width at the observed spread of the difference
-  falls below the observed |mean difference|.
+- one configuration: the t-interval of the mean over its n seeds, mean ± t(n-1) · s/√n (s: ddof=1);
+  n = 1: no interval. Figures of AP/mAP use the same interval on the logit scale (`logit_interval`), which
+  stays inside [0, 1].
+- two configurations: sharing at least two seeds (same seed: same initial weights and data order), the
+  paired t-test of the per-seed differences over the shared seeds (df n-1); otherwise Welch's test (unequal
+  variances, Welch-Satterthwaite df).
+- power: the noncentral t distribution (scipy.stats.nct): paired, a one-sample t-test of the differences;
+  unpaired, Welch's test with equal seeds on both sides and its Satterthwaite df. Seeds for a target power,
+  the smallest effect detectable at a given n, and the chi-square interval of a spread estimated from few seeds.
 """
 
 from __future__ import annotations
@@ -19,47 +20,46 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as _scipy
 
 LEVEL = 0.95
-BOOTSTRAP_MIN_N = 10
-BOOTSTRAP_RESAMPLES = 10_000
-MAX_SEEDS = 10_000  # seeds_needed gives up beyond this
+ALPHA = 1 - LEVEL  # two-sided; each directional verdict is tested at ALPHA / 2
+POWER = 0.8
+MAX_SEEDS = 1000  # power searches give up beyond this
 
 
 @dataclass(frozen=True)
 class Interval:
-    """mean, sample std, n and the two-sided interval [low, high] of the mean; NaN where undefined."""
+    """mean, sample std, n, the two-sided interval [low, high] of the mean and the test's standard error
+    and degrees of freedom; NaN where undefined."""
 
     mean: float
     std: float
     n: int
     low: float
     high: float
-    method: str  # "t", "bootstrap", or "none" (no interval: n < 2)
+    method: str  # "t", "paired t", "Welch", or "none" (no interval)
     level: float = LEVEL
+    se: float = math.nan
+    df: float = math.nan
 
     @property
     def defined(self) -> bool:
         return not (math.isnan(self.low) or math.isnan(self.high))
 
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2 if self.defined else math.nan
-
-    def excludes_zero(self) -> bool:
-        return self.defined and (self.low > 0 or self.high < 0)
-
 
 @dataclass(frozen=True)
 class Difference(Interval):
-    """An interval of the mean difference a - b. method: "paired t", "Welch", or "none"; `seeds`: the seeds
-    the pairing used (empty for Welch); `n_a`, `n_b`: the values on each side."""
+    """An interval of the mean difference a - b; `seeds`: the seeds the pairing used (empty for Welch);
+    `n_a`, `n_b`, `std_a`, `std_b`: each side's values."""
 
     seeds: tuple = ()
     n_a: int = 0
     n_b: int = 0
     note: str = ""
+    std_a: float = math.nan
+    std_b: float = math.nan
 
     @property
     def paired(self) -> bool:
@@ -72,57 +72,74 @@ def finite(values) -> np.ndarray:
     return out[np.isfinite(out)]
 
 
-def t_quantile(df: float, level: float = LEVEL) -> float:
-    """The two-sided t critical value for `level` with `df` degrees of freedom."""
-    return float(_scipy.t.ppf(0.5 + level / 2, df))
+def t_quantile(df, level: float = LEVEL):
+    """The two-sided t critical value for `level` with `df` degrees of freedom (arrays too)."""
+    return _scipy.t.ppf(0.5 + level / 2, df)
+
+
+def t_stats(values: np.ndarray) -> tuple:
+    """(mean, std, se, df) of a one-sample t along the last axis of `values` [..., n], n >= 2: the one
+    computation behind every interval and test (the calibration test calls it on simulated arrays)."""
+    values = np.asarray(values, dtype=float)
+    n = values.shape[-1]
+    std = values.std(axis=-1, ddof=1)
+    return values.mean(axis=-1), std, std / math.sqrt(n), np.full(std.shape, n - 1.0)
+
+
+def p_above(mean, se, df, margin=0.0):
+    """One-sided p-value of H0: true mean <= margin against > margin (NaN where undefined; se = 0 gives
+    0 or 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _scipy.t.sf((np.asarray(mean) - margin) / np.asarray(se), df)
+
+
+def p_below(mean, se, df, margin=0.0):
+    """One-sided p-value of H0: true mean >= margin against < margin."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _scipy.t.cdf((np.asarray(mean) - margin) / np.asarray(se), df)
+
+
+def p_two_sided(mean, se, df):
+    return np.minimum(1.0, 2 * np.minimum(p_above(mean, se, df), p_below(mean, se, df)))
+
+
+def holm(p) -> np.ndarray:
+    """Holm-adjusted p-values along the last axis of `p` [..., m]: reject where adjusted <= alpha controls
+    the family-wise error at alpha. NaN (an untestable comparison) counts as p = 1."""
+    p = np.where(np.isnan(p), 1.0, np.asarray(p, dtype=float))
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1)
+    ranked = np.take_along_axis(p, order, axis=-1) * (m - np.arange(m))
+    adjusted = np.minimum(1.0, np.maximum.accumulate(ranked, axis=-1))
+    out = np.empty_like(adjusted)
+    np.put_along_axis(out, order, adjusted, axis=-1)
+    return out
 
 
 def t_interval(values, level: float = LEVEL) -> Interval:
     """t-interval of the mean of the finite `values`; n < 2: mean (if any) and no interval."""
     x = finite(values)
     n = len(x)
-    if n == 0:
-        return Interval(math.nan, math.nan, 0, math.nan, math.nan, "none", level)
-    mean = float(x.mean())
-    if n == 1:
-        return Interval(mean, math.nan, 1, math.nan, math.nan, "none", level)
-    std = float(x.std(ddof=1))
-    half = t_quantile(n - 1, level) * std / math.sqrt(n)
-    return Interval(mean, std, n, mean - half, mean + half, "t", level)
-
-
-def bootstrap_interval(values, level: float = LEVEL, resamples: int = BOOTSTRAP_RESAMPLES,
-                       seed: int = 0) -> Interval:
-    """Percentile bootstrap interval of the mean (resampling seed fixed, so reports are reproducible)."""
-    x = finite(values)
-    n = len(x)
     if n < 2:
-        return t_interval(x, level)
-    means = np.random.default_rng(seed).choice(x, size=(resamples, n), replace=True).mean(axis=1)
-    low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
-    return Interval(float(x.mean()), float(x.std(ddof=1)), n, float(low), float(high), "bootstrap", level)
+        return Interval(float(x.mean()) if n else math.nan, math.nan, n, math.nan, math.nan, "none", level)
+    mean, std, se, df = (float(v) for v in t_stats(x))
+    half = float(t_quantile(df, level)) * se
+    return Interval(mean, std, n, mean - half, mean + half, "t", level, se, df)
 
 
-def interval(values, level: float = LEVEL, method: str = "t") -> Interval:
-    """`method` "t" (always the t-interval), "bootstrap", or "auto" (bootstrap from BOOTSTRAP_MIN_N seeds)."""
-    if method == "t":
-        return t_interval(values, level)
-    if method == "bootstrap" or (method == "auto" and len(finite(values)) >= BOOTSTRAP_MIN_N):
-        return bootstrap_interval(values, level)
-    if method == "auto":
-        return t_interval(values, level)
-    raise ValueError(f"method must be t, bootstrap or auto, not {method!r}")
-
-
-def _pairs(values) -> list[tuple]:
-    """(seed, value) pairs from a mapping or an iterable of pairs."""
-    return list(values.items()) if isinstance(values, dict) else list(values)
+def logit_interval(values, level: float = LEVEL, eps: float = 1e-4) -> tuple[float, float]:
+    """The t-interval of the seed mean computed on the logit scale and mapped back: inside (0, 1) for
+    values in [0, 1] (clipped to [eps, 1 - eps]); (NaN, NaN) for fewer than two values."""
+    x = np.clip(finite(values), eps, 1 - eps)
+    iv = t_interval(np.log(x / (1 - x)), level)
+    expit = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    return (expit(iv.low), expit(iv.high)) if iv.defined else (math.nan, math.nan)
 
 
 def _by_seed(values) -> dict | None:
     """{seed: value} from a mapping or (seed, value) pairs, finite values only; None when a seed repeats."""
     out = {}
-    for seed, value in _pairs(values):
+    for seed, value in values.items() if isinstance(values, dict) else values:
         if value is None or not np.isfinite(value):
             continue
         if seed in out:
@@ -141,26 +158,26 @@ def paired_difference(a, b, level: float = LEVEL) -> Difference:
     if sa is not None and sb is not None:
         shared = sorted(set(sa) & set(sb), key=str)
         if len(shared) >= 2:
-            d = np.array([sa[s] - sb[s] for s in shared])
-            base = t_interval(d, level)
+            base = t_interval([sa[s] - sb[s] for s in shared], level)
             left_out = len(sa) + len(sb) - 2 * len(shared)
             note = f"{left_out} value(s) of unshared seeds left out" if left_out else ""
-            return Difference(base.mean, base.std, base.n, base.low, base.high, "paired t", level,
+            return Difference(base.mean, base.std, base.n, base.low, base.high, "paired t", level, base.se, base.df,
                               tuple(shared), len(sa), len(sb), note)
         note = "fewer than two shared seeds"
     else:
         note = "a seed repeats within a configuration"
-    xa = finite(sa.values() if sa is not None else [v for _, v in _pairs(a)])
-    xb = finite(sb.values() if sb is not None else [v for _, v in _pairs(b)])
+    pairs = lambda v: v.items() if isinstance(v, dict) else v  # noqa: E731
+    xa = finite(sa.values() if sa is not None else [v for _, v in pairs(a)])
+    xb = finite(sb.values() if sb is not None else [v for _, v in pairs(b)])
     return welch_difference(xa, xb, level, note)
 
 
-def welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
-    """Welch-Satterthwaite degrees of freedom."""
-    qa, qb = var_a / n_a, var_b / n_b
-    if qa + qb == 0:
-        return float(n_a + n_b - 2)
-    return (qa + qb) ** 2 / (qa**2 / (n_a - 1) + qb**2 / (n_b - 1))
+def welch_df(var_a, n_a, var_b, n_b):
+    """Welch-Satterthwaite degrees of freedom (arrays too)."""
+    qa, qb = np.asarray(var_a) / n_a, np.asarray(var_b) / n_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (qa + qb) ** 2 / (qa**2 / (n_a - 1) + qb**2 / (n_b - 1))
+    return np.where(qa + qb == 0, n_a + n_b - 2.0, df)
 
 
 def welch_difference(a, b, level: float = LEVEL, note: str = "") -> Difference:
@@ -168,51 +185,80 @@ def welch_difference(a, b, level: float = LEVEL, note: str = "") -> Difference:
     `std` is sqrt(s_a² + s_b²): the spread of a difference of one value from each side."""
     xa, xb = finite(a), finite(b)
     na, nb = len(xa), len(xb)
-    if na == 0 or nb == 0:
-        return Difference(math.nan, math.nan, 0, math.nan, math.nan, "none", level, (), na, nb, note)
-    mean = float(xa.mean() - xb.mean())
+    mean = float(xa.mean() - xb.mean()) if na and nb else math.nan
     if na < 2 or nb < 2:
-        return Difference(mean, math.nan, min(na, nb), math.nan, math.nan, "none", level, (), na, nb,
-                          note or "a side with a single value")
+        return Difference(mean, math.nan, min(na, nb), math.nan, math.nan, "none", level, math.nan, math.nan, (),
+                          na, nb, note or ("a side with a single value" if na and nb else ""))
     va, vb = float(xa.var(ddof=1)), float(xb.var(ddof=1))
-    half = t_quantile(welch_df(va, na, vb, nb), level) * math.sqrt(va / na + vb / nb)
-    return Difference(mean, math.sqrt(va + vb), min(na, nb), mean - half, mean + half, "Welch", level, (), na, nb,
-                      note)
+    se, df = math.sqrt(va / na + vb / nb), float(welch_df(va, na, vb, nb))
+    half = float(t_quantile(df, level)) * se
+    return Difference(mean, math.sqrt(va + vb), min(na, nb), mean - half, mean + half, "Welch", level, se, df, (),
+                      na, nb, note, math.sqrt(va), math.sqrt(vb))
 
 
-def seeds_needed(diff: Difference | Interval, level: float = LEVEL, max_n: int = MAX_SEEDS) -> int | None:
-    """Seeds per configuration at which the interval of the difference would exclude zero, were the observed
-    mean difference and spread the true ones: the smallest n ≥ 2 with t(n - 1) · s / √n < |mean| (paired:
-    s is the std of the per-seed differences; Welch: sqrt(s_a² + s_b²), equal n on both sides, df 2n - 2).
+# --- power -------------------------------------------------------------------------------------------------
 
-    None: not estimable (no difference, or its spread undefined); max_n + 1: more than `max_n`."""
-    mean, std = diff.mean, diff.std
-    if math.isnan(mean) or math.isnan(std) or mean == 0:
+def _se_df(n, std: float, std_b: float | None):
+    """Standard error and df of the test with n seeds (a side): paired when `std_b` is None (std: of the
+    per-seed differences), else Welch with n seeds on each side."""
+    n = np.asarray(n, dtype=float)
+    if std_b is None:
+        return std / np.sqrt(n), n - 1
+    return np.sqrt((std**2 + std_b**2) / n), welch_df(std**2, n, std_b**2, n)
+
+
+def power(effect: float, std: float, n, alpha: float = ALPHA / 2, std_b: float | None = None):
+    """Probability that the one-sided t-test at `alpha` shows a true difference `effect` (> 0 or < 0, in the
+    direction of its sign) with n seeds: 1 - F_nct(t_crit; df, |effect| / se)."""
+    se, df = _se_df(n, std, std_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _scipy.nct.sf(_scipy.t.isf(alpha, df), df, abs(effect) / se)
+
+
+def equivalence_power(effect: float, std: float, n, margin: float, alpha: float = ALPHA / 2,
+                      std_b: float | None = None):
+    """Power of the two one-sided tests (TOST) at `alpha` each to show |true difference| < margin when it is
+    `effect`: P(both reject) >= P(lower rejects) + P(upper rejects) - 1 (the usual bound, tight where the power
+    is worth having)."""
+    se, df = _se_df(n, std, std_b)
+    crit = _scipy.t.isf(alpha, df)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower = _scipy.nct.sf(crit, df, (effect + margin) / se)
+        upper = _scipy.nct.cdf(-crit, df, (effect - margin) / se)
+    return np.maximum(0.0, lower + upper - 1)
+
+
+def seeds_for(power_at, target: float = POWER, max_n: int = MAX_SEEDS) -> int | None:
+    """The smallest n in 2..max_n with power_at(n) >= target; max_n + 1 beyond; None when the power is
+    undefined (no spread or no effect to detect)."""
+    n = np.arange(2, max_n + 1)
+    achieved = np.nan_to_num(power_at(n), nan=-1.0)
+    if achieved[-1] < 0:
         return None
-    if std == 0:
-        return 2
-    welch = getattr(diff, "method", "") == "Welch"
-    for n in range(2, max_n + 1):
-        df = 2 * n - 2 if welch else n - 1
-        if t_quantile(df, level) * std / math.sqrt(n) < abs(mean):
-            return n
-    return max_n + 1
+    hit = np.flatnonzero(achieved >= target)
+    return int(n[hit[0]]) if len(hit) else max_n + 1
 
 
-def seeds_text(n: int | None, max_n: int = MAX_SEEDS) -> str:
-    if n is None:
-        return "not estimable"
-    return f"more than {max_n}" if n > max_n else str(n)
+def detectable_effect(std: float, n: int, target: float = POWER, alpha: float = ALPHA / 2,
+                      std_b: float | None = None) -> float:
+    """The smallest true difference the one-sided test at `alpha` shows with probability `target` at n seeds."""
+    if not (n >= 2 and std > 0):
+        return math.nan
+    se, _ = _se_df(n, std, std_b)
+    return optimize.brentq(lambda e: power(e, std, n, alpha, std_b) - target, 1e-12 * se, 100 * float(se))
 
 
-def needed_phrase(n: int | None, max_n: int = MAX_SEEDS) -> str:
-    """'about 12 seeds each would separate them at the observed spread', or why that cannot be said."""
-    if n is None:
-        return "the seeds needed to separate them are not estimable (no spread of the difference, or no difference)"
-    if n > max_n:
-        return f"more than {max_n} seeds each would be needed at the observed spread"
-    return f"about {n} seeds each would separate them at the observed spread"
+def std_interval(std: float, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """The chi-square interval of a standard deviation estimated from n values: the true one lies between
+    s·sqrt((n-1)/chi2(1-a/2)) and s·sqrt((n-1)/chi2(a/2)) with probability `level` (normal values)."""
+    if n < 2 or math.isnan(std):
+        return math.nan, math.nan
+    a = 1 - level
+    return (std * math.sqrt((n - 1) / _scipy.chi2.ppf(1 - a / 2, n - 1)),
+            std * math.sqrt((n - 1) / _scipy.chi2.ppf(a / 2, n - 1)))
 
+
+# --- text --------------------------------------------------------------------------------------------------
 
 def fmt(value: float, digits: int = 3, sign: bool = False) -> str:
     """A number, '–' for NaN; `sign` writes + for positives."""
@@ -221,6 +267,12 @@ def fmt(value: float, digits: int = 3, sign: bool = False) -> str:
     if round(value, digits) == 0:
         value = 0.0  # no '-0.000'
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def p_text(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "p –"
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.2g}" if p < 0.01 else f"p = {p:.2f}"
 
 
 def interval_text(iv: Interval, digits: int = 3, sign: bool = False) -> str:
@@ -232,8 +284,8 @@ def interval_text(iv: Interval, digits: int = 3, sign: bool = False) -> str:
 
 def difference_text(diff: Difference, digits: int = 3) -> str:
     """'+0.042 [+0.010, +0.074] (paired t over 3 seeds)'."""
-    if diff.method == "paired t":
-        how = f"paired t over {diff.n} seeds"
+    if diff.method in ("paired t", "t"):
+        how = f"{diff.method} over {diff.n} seeds"
     elif diff.method == "Welch":
         how = f"Welch, n = {diff.n_a} and {diff.n_b}"
     else:
@@ -244,48 +296,12 @@ def difference_text(diff: Difference, digits: int = 3) -> str:
 
 
 def method_text(level: float = LEVEL) -> str:
-    """One paragraph for reports: how the intervals are computed."""
+    """One paragraph for reports: how the intervals and tests are computed."""
     pct = f"{level:.0%}"
     return (f"Intervals are two-sided {pct} confidence intervals over seeds. One configuration: the t-interval "
-            f"mean ± t(n-1) · s/√n (s: sample std, ddof=1); with a single seed there is no interval ([–]). "
+            f"mean ± t(n-1) · s/√n (s: sample std, ddof=1); with a single seed there is no interval ([–]); "
+            f"figures of AP/mAP draw the same interval computed on the logit scale, which stays inside [0, 1]. "
             f"Two configurations: when they share seeds (same seed: same initial weights and data order), the "
-            f"paired t-interval of the per-seed differences; otherwise Welch's interval. A difference whose "
-            f"interval excludes zero is called separable. Seeds needed: the n at which the t-interval of the "
-            f"difference, at the observed spread, would exclude zero if the observed mean difference were the "
-            f"true one.")
-
-
-@dataclass
-class TopTwo:
-    """The best and runner-up configurations of a set, their difference and the seeds that would separate them."""
-
-    best: object
-    runner_up: object
-    difference: Difference
-    separable: bool
-    seeds_needed: int | None
-
-    def text(self, label=str, digits: int = 3) -> str:
-        d = self.difference
-        head = (f"best {label(self.best)} vs runner-up {label(self.runner_up)}: {difference_text(d, digits)}")
-        if self.separable:
-            return head + "; separable at this n."
-        return head + f"; not separable at this n ({needed_phrase(self.seeds_needed)})."
-
-
-def mean_of(pairs) -> float:
-    values = [v for _, v in pairs]
-    return float(np.mean(values)) if values else math.nan
-
-
-def top_two(cells: dict, goal: str = "max", level: float = LEVEL) -> TopTwo | None:
-    """The best and runner-up of {key: [(seed, value)]} by mean (`goal`), and their paired difference
-    (best - runner-up for max, runner-up - best for min, so a positive difference favours the best)."""
-    ranked = sorted((k for k in cells if cells[k]), key=lambda k: mean_of(cells[k]), reverse=goal == "max")
-    if len(ranked) < 2:
-        return None
-    best, runner = ranked[:2]
-    a, b = (cells[best], cells[runner]) if goal == "max" else (cells[runner], cells[best])
-    diff = paired_difference(a, b, level)
-    separable = diff.defined and diff.low > 0
-    return TopTwo(best, runner, diff, separable, seeds_needed(diff, level))
+            f"paired t-interval of the per-seed differences; otherwise Welch's interval. Every verdict is a "
+            f"one-sided test at {(1 - level) / 2:.1%} with the family-wise control its claim states; power "
+            f"from the noncentral t distribution (docs/statistics.md).")

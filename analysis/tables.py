@@ -1,8 +1,9 @@
 """The pivot table (rows key x columns key, one cell per configuration) and its Markdown, CSV and LaTeX.
 
 Each cell is mean ± sample std (ddof=1) over the seeds of one configuration, its 95% t-interval and n. The
-best cell is bold only when the interval of its difference from the runner-up (paired over shared seeds, else
-Welch) excludes zero; otherwise it is marked † and a note says the top cells are not separable at this n.
+best cell is bold only when it beats every other cell of its grid (claims.best_test: paired over shared seeds,
+else Welch, Holm over the comparisons: the rule of claim 1); otherwise it is marked † and a note names the
+cells it is not separable from.
 When the runs follow the published protocol, a cov_coeff x std_coeff cell also shows the published value.
 When keys other than the rows and columns also vary, there is one grid per combination of them (a facet), each
 with its own best cell.
@@ -18,16 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from analysis.claims import best_test
 from analysis.group import format_value, short_names, sort_values
 from analysis.published import protocol_mismatches, published_cov_std
-from analysis.stats import LEVEL, interval_text, t_interval, top_two
+from analysis.stats import Interval, interval_text, t_interval
 
 SINGLE_SEED_NOTE = "± – [–]: a single seed (n=1), so no spread and no interval."
 SPREAD_NOTE = ("Cells: mean ± sample standard deviation over seeds (ddof=1), [95% t-interval of the mean: "
                "mean ± t(n-1)·s/√n], n: number of seeds.")
-BEST_NOTE = ("Bold: the best mean, separable from the runner-up (the 95% interval of their difference, paired "
-             "over shared seeds or else Welch, excludes zero). †: the best mean when it is not separable from "
-             "the runner-up at this n.")
+BEST_NOTE = ("Bold: the best mean, shown to beat every other cell of its grid (paired over shared seeds or else "
+             "Welch, Holm's procedure over the comparisons at 5%). †: the best mean when it is not.")
 
 
 @dataclass
@@ -42,13 +43,13 @@ class Grid:
     low: pd.DataFrame = None  # the 95% t-interval of each cell's mean (NaN for n < 2)
     high: pd.DataFrame = None
     values: dict = field(default_factory=dict)  # (row, col) -> [(seed, value)]
-    top: object = None  # claims.TopTwo of the best and runner-up cells, None with fewer than two cells
+    top: object = None  # claims.BestTest of the best cell against the others, None with fewer than two cells
     published: pd.DataFrame = None  # published value per cell when the runs follow the published protocol
     protocol: list = field(default_factory=list)  # how the runs differ from the published protocol
 
     @property
     def separable(self) -> bool:
-        """Whether the best cell is separable from the runner-up (a single cell never is)."""
+        """Whether the best cell beats every other (a single cell never does)."""
         return bool(self.top is not None and self.top.separable and self.best.values.sum() == 1)
 
 
@@ -88,21 +89,24 @@ def pivot(selected: pd.DataFrame, rows: str, cols: str, metric: str, facet_keys=
         cells.setdefault(tuple(facet), {}).setdefault((row, col), []).append((seed, value))
         runs.setdefault(tuple(facet), []).append(run)
     lookup = published_cov_std(rows, cols) if metric == "val/mAP" else None
+    names = short_names([rows, cols])
     for facet in sort_values(cells):
         mismatches = protocol_mismatches(selected.loc[runs[facet]]) if lookup else []
         published = lookup if lookup and not mismatches else None
-        table.grids.append(_grid(dict(zip(facet_keys, facet, strict=True)), cells[facet], goal, published, mismatches))
+        labels = {key: f"{names[rows]}={format_value(key[0])}, {names[cols]}={format_value(key[1])}"
+                  for key in cells[facet]}
+        table.grids.append(_grid(dict(zip(facet_keys, facet, strict=True)), cells[facet], labels, goal, published,
+                                 mismatches))
     return table
 
 
-def _grid(facet: dict, cells: dict, goal: str, published=None, protocol=()) -> Grid:
-
+def _grid(facet: dict, cells: dict, labels: dict, goal: str, published=None, protocol=()) -> Grid:
     row_values = sort_values(r for r, _ in cells)
     col_values = sort_values(c for _, c in cells)
     names = ("mean", "std", "n", "low", "high")
     frames = {name: pd.DataFrame(np.nan, index=row_values, columns=col_values) for name in names}
     for (row, col), pairs in cells.items():
-        iv = t_interval([v for _, v in pairs], LEVEL)
+        iv = t_interval([v for _, v in pairs])
         for name, number in zip(names, (iv.mean, iv.std, iv.n, iv.low, iv.high), strict=True):
             frames[name].loc[row, col] = number
     mean = frames["mean"]
@@ -112,7 +116,7 @@ def _grid(facet: dict, cells: dict, goal: str, published=None, protocol=()) -> G
         pub = pd.DataFrame([[published(r, c) for c in col_values] for r in row_values], index=row_values,
                            columns=col_values, dtype=float)
     return Grid(facet, mean, frames["std"], frames["n"].fillna(0).astype(int), mean == target, frames["low"],
-                frames["high"], dict(cells), top_two(cells, goal), pub, list(protocol))
+                frames["high"], dict(cells), best_test(cells, labels, goal), pub, list(protocol))
 
 
 def _list(index, limit: int = 5) -> str:
@@ -134,8 +138,6 @@ LATEX = (" $\\pm$ ", "\\textbf{{{}}}", " {{\\scriptsize ({})}}", " {{\\scriptsiz
 
 def cell_interval(grid: Grid, row, col):
     """The cell's stats.Interval (from the grid's frames)."""
-    from analysis.stats import Interval
-
     return Interval(grid.mean.loc[row, col], grid.std.loc[row, col], int(grid.n.loc[row, col]),
                     grid.low.loc[row, col], grid.high.loc[row, col], "t" if grid.n.loc[row, col] > 1 else "none")
 
@@ -173,7 +175,8 @@ def _corner(table: PivotTable) -> str:
 def caption(table: PivotTable) -> str:
     which = "at the final epoch" if table.select == "final" else f"at each run's best epoch ({table.goal})"
     return (f"{table.metric} {which}; rows {table.rows}, columns {table.cols}; "
-            f"mean ± std [95% t-interval] (n seeds); bold: separable best, †: best mean, not separable.")
+            f"mean ± std [95% t-interval] (n seeds); bold: the best, shown to beat every other cell; †: the best "
+            f"mean, not shown to.")
 
 
 def _has_single_seed(table: PivotTable) -> bool:
@@ -202,20 +205,11 @@ def _footnotes(table: PivotTable, digits: int = 3) -> list[str]:
 
 
 def separation_note(grid: Grid, table: PivotTable, digits: int = 3) -> str:
-    """Whether the best cell of `grid` is separable from the runner-up, with the numbers."""
+    """Whether the best cell of `grid` beats every other cell, with the numbers."""
     if grid.top is None:
         return ""
-    names = short_names([table.rows, table.cols])
-
-    def label(key) -> str:
-        return f"{names[table.rows]}={format_value(key[0])}, {names[table.cols]}={format_value(key[1])}"
-
     where = f"{facet_title(grid.facet)}: " if grid.facet else ""
-    text = grid.top.text(label, digits)
-    if not grid.separable:
-        text = text.replace("; not separable at this n", "; the top cells are not separable at this n")
-    if grid.best.values.sum() > 1:
-        text += " (the best mean is tied)"
+    text = grid.top.text(digits) + (" (the best mean is tied)" if grid.best.values.sum() > 1 else "")
     return where + text[0].upper() + text[1:]
 
 

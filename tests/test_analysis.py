@@ -169,9 +169,9 @@ def test_table_markdown_cells_are_seed_means_spreads_and_counts(grid_report):
     assert cells["100", "1"] == "0.520 ± – [–] (n=1)"
     text = paths["table.md"].read_text()
     assert "a single seed (n=1), so no spread and no interval" in text
-    assert ("Best cov_coeff=100, std_coeff=10 vs runner-up cov_coeff=100, std_coeff=1: +0.100 [–] "
-            "(no interval: n = 3 and 1; fewer than two shared seeds); the top cells are not separable at this n"
-            ) in text
+    assert ("The best mean, cov_coeff=100, std_coeff=10, is not separable from 3 of the other 3 at this n (Holm over 3 "
+            "comparisons): cov_coeff=100, std_coeff=10 vs cov_coeff=100, std_coeff=1: +0.100 [–] (no interval: n = 3 "
+            "and 1; fewer than two shared seeds), Holm p –") in text
     assert "No published values beside the cells: the runs differ from the published protocol" in text
 
 
@@ -185,7 +185,10 @@ def test_a_separable_best_cell_is_bold(tmp_path):
     assert cells["100", "10"] == "**0.620 ± 0.026** [0.554, 0.686] (n=3)"
     assert cells["1", "10"] == ""  # no run of that configuration
     assert not any(parse_cell(t)[4] for t in cells.values() if t)
-    assert "+0.077 [+0.039, +0.115] (paired t over 3 seeds); separable at this n." in text
+    # beats every other cell: Holm over 2 paired comparisons (the runner-up at 5%, the other at 2.5%)
+    assert ("The best, cov_coeff=100, std_coeff=10, beats every other of the 3 (Holm over 2 paired comparisons"
+            in text)
+    assert "against the runner-up +0.077 [+0.039, +0.115] (paired t over 3 seeds), Holm p = 0.03" in text
     values = pd.read_csv(paths["table_values.csv"])
     assert values["separable_best"].tolist() == [False, False, True]
 
@@ -267,7 +270,9 @@ def test_other_varying_keys_give_one_grid_each(tmp_path):
     assert table.grids[1].mean.loc[100.0, 10.0] == pytest.approx(0.4)
     assert [g.best.values.sum() for g in table.grids] == [1, 1]
     report = build_report([root])
-    assert {"heatmap_1.png", "heatmap_2.png"} <= set(report)
+    # each grid is a single row (std 10 only): dots per seed (configs.png) instead of one-row heat maps
+    assert not any(name.startswith("heatmap") for name in report) and "configs.png" in report
+    assert "drawn as dots per seed (configs.png), not as a heat map" in report["report"].read_text()
     assert "**model.steps=4**" in report["table.md"].read_text()
 
 
@@ -349,53 +354,63 @@ def test_results_json_alone_and_bad_lines_are_read(tmp_path):
 
 # --- figures ---------------------------------------------------------------------------------------------------
 
-def test_heatmap_shows_the_seed_means(sweep_dir):
+def test_heatmap_shows_the_seed_means_on_a_fixed_scale_with_chance(sweep_dir):
     sweep, keys, selected = selected_records(sweep_dir)
     table = pivot(selected, "loss.cov_coeff", "loss.std_coeff", "val/mAP", keys)
-    fig = plot_heatmap(table.grids[0], table)
-    shown = fig.axes[0].images[0].get_array()
+    fig = plot_heatmap(table.grids[0], table, chance=CHANCE)
+    image = fig.axes[0].images[0]
     expected = np.array([[EXPECTED[r, c][0] for c in (1, 10)] for r in (1, 100)])
-    np.testing.assert_allclose(shown, expected)
+    np.testing.assert_allclose(image.get_array(), expected)
+    assert image.get_clim() == (0, 1)  # AP lives in [0, 1]: the colours do not stretch a small spread
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert "0.620\n± 0.026\n[0.554, 0.686]\nn=3" in texts and "0.520\n± –\n[–]\nn=1" in texts
+    assert "0.620\n± 0.026\nn=3" in texts and "0.520\n± –\nn=1" in texts
+    assert [line.get_ydata()[0] for line in fig.axes[1].lines] == [CHANCE]  # chance marked on the colour bar
     frame = [p for p in fig.axes[0].patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
     assert len(frame) == 1 and frame[0].get_linestyle() == "--"  # the best mean, not separable: dashed
 
 
-def test_ap_horizon_lines_and_baselines(tmp_path):
-    root = tmp_path / "steps"
-    finals = {1: [0.3, 0.5], 4: [0.6, 0.7, 0.8]}
+def steps_and_cov_sweep(root):
+    """model.steps 1 and 4 x cov 1 and 100, seeds 1-3; copy-last AP of a run = 0.01 * steps + 0.001 * cov."""
+    finals = {1: [0.3, 0.5, 0.4], 4: [0.45, 0.55, 0.5]}
     i = 0
-    for steps, values in finals.items():
-        for seed, final in enumerate(values, start=1):
-            write_run(root / f"r{i}", make_config(steps=steps, seed=seed), curve(final))
-            i += 1
-    _, _, selected = selected_records(root)
-    ax = plot_ap_horizon(selected, hue="model.steps").axes[0]
-    lines = {line.get_label(): line for line in ax.get_lines()}
-    assert set(lines) == {"steps=1, n=2", "steps=4, n=3", "copy-last", "chance"}
-    np.testing.assert_allclose(lines["steps=1, n=2"].get_xdata(), range(1, 8))
-    np.testing.assert_allclose(lines["steps=1, n=2"].get_ydata(), [0.4 + 0.1 * (3 - k) for k in range(7)])
-    np.testing.assert_allclose(lines["steps=4, n=3"].get_ydata(), [0.7 + 0.1 * (3 - k) for k in range(7)])
-    np.testing.assert_allclose(lines["copy-last"].get_ydata(), COPY_LAST)
-    np.testing.assert_allclose(lines["chance"].get_ydata(), [CHANCE] * 7)
-    assert len(ax.collections) == 2  # one band per line; copy-last is the same in every run: no band
-    band = ax.collections[1].get_paths()[0].vertices[:, 1]
-    half = 4.302653 * 0.1 / math.sqrt(3)  # the 95% t-interval of 0.6, 0.7, 0.8 (+ the horizon's offset)
-    assert band.max() == pytest.approx(0.7 + 0.3 + half, abs=1e-6)
-    assert band.min() == pytest.approx(0.7 - 0.3 - half, abs=1e-6)
-
-    full = {line.get_label(): line for line in plot_ap_horizon(selected, full=True).axes[0].get_lines()}
-    np.testing.assert_allclose(full["steps=4, n=3"].get_ydata(), [0.7 - 0.01 * k for k in range(8)])
-    assert "copy-last (per-batch)" in full
+    for cov in (1, 100):
+        for steps, values in finals.items():
+            for seed, final in enumerate(values, start=1):
+                records = curve(final - 0.1 * (cov == 100))
+                for rec in records:
+                    rec |= {f"val/copy_last/AP_{k}": 0.01 * steps + 0.001 * cov for k in range(7)}
+                write_run(root / f"r{i}", make_config(cov=cov, steps=steps, seed=seed), records)
+                i += 1
 
 
-def test_ap_horizon_picks_the_best_configuration_of_a_steps_value(sweep_dir):
-    _, _, selected = selected_records(sweep_dir)
-    lines = plot_ap_horizon(selected, hue="model.steps").axes[0].get_lines()
-    best = [line for line in lines if line.get_label().startswith("steps=4")]
-    assert [line.get_label() for line in best] == ["steps=4 (best of 4: cov_coeff=100, std_coeff=10), n=3"]
-    np.testing.assert_allclose(best[0].get_ydata(), [0.62 + 0.1 * (3 - k) for k in range(7)])
+def test_ap_horizon_panels_follow_the_design_with_seeds_bands_in_0_1_and_copy_last_per_configuration(tmp_path):
+    steps_and_cov_sweep(tmp_path / "steps")
+    _, keys, selected = selected_records(tmp_path / "steps")
+    fig = plot_ap_horizon(selected, keys, hue="model.steps")
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["cov_coeff=1", "cov_coeff=100"]  # by design, not by outcome
+    lines = {(ax.get_title(), line.get_label()): line for ax in panels for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["cov_coeff=1", "steps=1, n=3"].get_xdata(), range(1, 8))
+    np.testing.assert_allclose(lines["cov_coeff=1", "steps=1, n=3"].get_ydata(),
+                               [0.4 + 0.1 * (3 - k) for k in range(7)])
+    np.testing.assert_allclose(lines["cov_coeff=100", "steps=4, n=3"].get_ydata(),
+                               [0.4 + 0.1 * (3 - k) for k in range(7)])
+    copies = [line for ax in panels for line in ax.get_lines() if "copy-last" in line.get_label()]
+    assert sorted(round(line.get_ydata()[0], 6) for line in copies) == [0.011, 0.041, 0.11, 0.14]
+    seeds = [line for ax in panels for line in ax.get_lines() if line.get_linestyle() == "None"]
+    assert len(seeds) == 4 and all(len(line.get_xdata()) == 21 for line in seeds)  # 3 seeds x 7 horizons
+    for ax in panels:
+        for band in ax.collections:
+            y = band.get_paths()[0].vertices[:, 1]
+            assert y.min() > 0 and y.max() < 1
+    # steps 1, cov 1, horizon 1: seeds 0.6, 0.8, 0.7; the band is the t-interval of their logits mapped back
+    logits = np.log(np.array([0.6, 0.8, 0.7]) / np.array([0.4, 0.2, 0.3]))
+    half = 4.302653 * logits.std(ddof=1) / math.sqrt(3)
+    vertices = panels[0].collections[0].get_paths()[0].vertices
+    upper = 1 / (1 + math.exp(-(logits.mean() + half)))
+    assert vertices[vertices[:, 0] == 1, 1].max() == pytest.approx(upper, abs=1e-6)
+    full = {line.get_label() for line in plot_ap_horizon(selected, keys, full=True).axes[0].get_lines()}
+    assert "steps=4, n=3" in full
 
 
 def test_training_curves_are_seed_means_per_configuration(sweep_dir):
@@ -418,7 +433,7 @@ def test_report_lists_every_run_that_is_not_in_the_results(sweep_dir, grid_repor
     paths = grid_report
     assert paths["report"] == sweep_dir / "report" / "report.md"
     text = paths["report"].read_text()
-    problems = text.split("## Failed, incomplete or running runs")[1]
+    problems = text.split("## Runs left out or with problems")[1]
     expected = {"vc_grid/failed": "non-finite loss at epoch 3 step 120: train/pred=nan",
                 "vc_grid/stale": "stale: no write for", "vc_grid/live": "in progress (2/3 epochs)",
                 "vc_grid/partial": "no results.json (1 epoch(s) in metrics.jsonl)",
@@ -439,7 +454,7 @@ def test_report_lists_every_run_that_is_not_in_the_results(sweep_dir, grid_repor
 
 def test_a_second_report_does_not_read_the_first(sweep_dir, grid_report):
     again = build_report([sweep_dir])
-    assert "table.md" in again and "report/" not in again["report"].read_text().split("## Failed")[1]
+    assert "table.md" in again and "report/" not in again["report"].read_text().split("## Runs left out")[1]
 
 
 def test_a_finished_run_without_the_metric_is_listed(tmp_path):
@@ -571,7 +586,7 @@ def test_report_has_the_claims_section(grid_report):
     text = grid_report["report"].read_text()
     claims = text.split("## Claims of the published study")[1].split("\n## ")[0]
     assert "| 1 | In the cov_coeff x std_coeff grid, cov 100 / std 10 is best. | **inconclusive** |" in claims
-    assert "| 3 | Training with model.steps 4 or 8 beats steps 1 and 2 on mAP. | **not applicable** |" in claims
+    assert "| 3 | Training with model.steps 4 and 8 beats steps 1 and 2 on mAP. | **not applicable** |" in claims
     assert "Published mAP (cov_coeff x std_coeff" in claims
     assert "t-interval" in text.split("## Claims")[0]  # the method is stated before the results
     verdicts = pd.read_csv(grid_report["claims.csv"])
@@ -588,3 +603,38 @@ def test_report_names_folders_relative_to_the_working_directory(tmp_path, monkey
     paths = build_report(["study"], out=tmp_path / "out")
     assert "from `study`." in paths["report"].read_text() and str(tmp_path) not in paths["report"].read_text()
     assert pd.read_csv(paths["runs.csv"])["path"].tolist() == ["study/0", "study/1"]
+
+
+def test_report_lists_every_problem_the_loader_found(tmp_path):
+    """Finished runs with an emptied metrics.jsonl, a truncated last line or a string-valued metric are flagged
+    in runs.csv and listed in report.md's problems section, not hidden behind "None"."""
+    root = tmp_path / "sweep"
+    write_grid(root, {(1, 1): [0.2, 0.4]})
+    emptied = write_run(root / "emptied", make_config(seed=3), curve(0.5))
+    (emptied / "metrics.jsonl").write_text("")
+    torn = write_run(root / "torn", make_config(seed=4), curve(0.5))
+    with open(torn / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "val/m')
+    text_valued = curve(0.5)
+    text_valued[-1]["train/loss"] = "n/a"
+    write_run(root / "text", make_config(seed=5), text_valued)
+    paths = build_report([root])
+    runs = pd.read_csv(paths["runs.csv"]).set_index("run")
+    problems = paths["report"].read_text().split("## Runs left out or with problems")[1]
+    expected = {"sweep/emptied": "metrics.jsonl holds 1 of 3 epochs", "sweep/torn": "1 unparsable line(s)",
+                "sweep/text": "non-numeric metric values in metrics.jsonl: train/loss"}
+    for run, reason in expected.items():
+        assert reason in runs.loc[run, "reason"]
+        row = next(line for line in problems.splitlines() if f"`{run}`" in line)
+        assert f"| done | 3/3 | {reason}" in row
+    assert "None." not in problems and "`sweep/0`" not in problems
+
+
+def test_no_training_curves_from_fewer_than_three_evaluations(tmp_path):
+    root = tmp_path / "sweep"
+    for i, (steps, seed, final) in enumerate([(2, 1, 0.3), (2, 2, 0.4), (4, 1, 0.5), (4, 2, 0.45)]):
+        write_run(root / f"r{i}", make_config(steps=steps, seed=seed), curve(final)[:2])
+    paths = build_report([root], rows="model.steps", cols="loss.std_coeff")
+    assert "curves.png" not in paths and not any(name.startswith("heatmap") for name in paths)  # a 2 x 1 grid
+    text = paths["report"].read_text()
+    assert "None drawn: no finished run has 3 or more evaluations (the most is 2)" in text
