@@ -2,7 +2,7 @@
 against the literal reference (`python -m jepa.performance.bench`), and the one-shot GPU check
 (`python -m jepa.performance.gpu_check --out DIR`)."""
 
-from .cpu_allocator import CPU_ALLOCATORS, cpu_allocator
+from .cpu_allocator import cpu_allocator
 from .options import apply_speed_options
 
-__all__ = ["CPU_ALLOCATORS", "apply_speed_options", "cpu_allocator"]
+__all__ = ["apply_speed_options", "cpu_allocator"]

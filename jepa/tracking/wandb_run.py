@@ -81,23 +81,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from jepa.config.errors import ConfigError
 from jepa.config.identity import identifying_overrides, override_key
+from jepa.config.schema import LOGGING_MODES, wandb_name_keys
 from jepa.private_apis import WANDB_PRIVATE_SETTINGS, wandb_settings_fields
 from jepa.runs import exit_code
 from jepa.runs import read_metrics as read_run_metrics
 
 log = logging.getLogger(__name__)
 
-LOGGING_MODES = ("offline", "online", "disabled")
 ID_FILE = "wandb_id.txt"
 GIF_KEY = "rollout"
-# (label, dotted config key): the hyperparameters every run name starts with
-NAME_KEYS = (
-    ("steps", "model.steps"),
-    ("cov", "loss.cov_coeff"),
-    ("std", "loss.std_coeff"),
-    ("lr", "optim.lr"),
-    ("bs", "data.batch_size"),
-)
+# (label, dotted config key): the hyperparameters every run name starts with (labelled in the schema)
+NAME_KEYS = wandb_name_keys()
 FINISH_TIMEOUT_S = 120  # online: stop waiting for uploads after this long (a replay fills any gap)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError, validate
+from ..config import validate
 from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, is_done, read_metrics
 from .environment import resolve_device
 from .resume import check_resume, refusal_before_start
@@ -136,8 +136,6 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
 
     validate(cfg)
     resolve_device(cfg.training.device)  # a CUDA device this machine lacks is a configuration error
-    if not isinstance(cfg.training.resume, bool):
-        raise ConfigError("training.resume", cfg.training.resume, "true or false")
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
     with RunLock(run_dir), file_log(run_dir):
