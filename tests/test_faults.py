@@ -37,7 +37,7 @@ from jepa.studies.status import sweep_states
 from jepa.training import StopRequested, Trainer, train
 from jepa.training.environment import resolve_device, rng_state, set_rng_state
 from jepa.training.progress import Progress
-from jepa.training.resume import check_resume
+from jepa.training.start import check_resume
 from tests.conftest import TINY
 
 

@@ -1,6 +1,6 @@
 """Training one run: the loop (Trainer), its progress, validation, and the entry `train(cfg, run_dir)`."""
 
-from .run import request_stop, train
+from .session import request_stop, train
 from .trainer import NonFiniteLoss, StopRequested, Trainer
 
 __all__ = ["NonFiniteLoss", "StopRequested", "Trainer", "request_stop", "train"]
