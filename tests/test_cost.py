@@ -5,8 +5,8 @@ import json
 import pytest
 
 from jepa.config import compose_config
+from jepa.studies.cli import main
 from jepa.studies.cost import bench_throughput, study_cost, sweep_runs, train_sequences
-from jepa.studies.status import main
 
 
 def test_canonical_epoch_is_the_published_18000_sequences_last_partial_batch_included():

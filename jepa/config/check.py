@@ -22,12 +22,13 @@ def latent_size(image_size: int, strides) -> int:
     return size
 
 
-def compose_config(overrides: list[str] = (), check: bool = True) -> DictConfig:
-    """The app's config with command-line style overrides, outside a Hydra run (tests, benchmarks)."""
+def compose_config(overrides: list[str] = (), check: bool = True, with_hydra: bool = False) -> DictConfig:
+    """The app's config with command-line style overrides, outside a Hydra run (tests, benchmarks, the
+    search's launcher settings: with_hydra keeps the `hydra` node)."""
     from hydra import compose, initialize_config_dir  # Hydra's compose API: only callers outside the app need it
 
     with initialize_config_dir(str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
     if check:
         validate(cfg)
     return cfg
