@@ -11,7 +11,8 @@ from jepa.data.digits import load_digits, split_digits
 from jepa.data.generator import MovingMNIST
 from jepa.data.loader import make_loader
 
-__all__ = ["CanonicalMovingMNIST", "MovingMNIST", "build_datasets", "make_loader"]
+__all__ = ["CanonicalMovingMNIST", "MovingMNIST", "build_datasets", "epoch_sequences", "make_loader"]
+CANONICAL_SEQUENCES = 10_000  # sequences in the published file (of canonical.FILE_FRAMES frames each)
 
 
 def _canonical(cfg):
@@ -55,3 +56,15 @@ def build_datasets(data_cfg, seed: int):
         raise ConfigError("data.batch_size", cfg["batch_size"],
                           f"at most the {len(train)} training sequences (see data.max_train_sequences)")
     return train, val
+
+
+def epoch_sequences(data_cfg) -> int:
+    """Training sequences of one epoch under the data config, without opening any file (the last partial
+    batch is trained too)."""
+    if data_cfg.source == "canonical":
+        count = (CANONICAL_SEQUENCES - data_cfg.num_val_sequences) * (canonical.FILE_FRAMES // data_cfg.frames)
+    else:
+        count = data_cfg.num_train
+    if data_cfg.get("max_train_sequences") is not None:
+        count = min(count, data_cfg.max_train_sequences)
+    return count

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     cost = commands.add_parser("cost", help="a study's projected GPU-hours from a measured throughput")
     cost.add_argument("overrides", nargs="*", help="the study's overrides, e.g. +sweeps=cov_std experiment=published")
     cost.add_argument("--seq-per-s", type=float, help="training sequences per second, e.g. from the bench")
-    cost.add_argument("--bench", type=Path, help="JSON lines of `python -m jepa.performance.bench --json`")
+    cost.add_argument("--bench", type=Path, help="JSON lines of `python -m jepa.tools.bench --json`")
     cost.add_argument("--mode", help="with --bench: the bench mode to take (default: the fastest run)")
     cost.add_argument("--json", action="store_true", help="one JSON object: runs and total")
     args = parser.parse_args(argv)

@@ -16,8 +16,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import validate
+from ..performance.device import resolve_device
 from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, read_metrics
-from .environment import resolve_device
 from .start import SKIP, decide_start
 
 log = logging.getLogger("jepa")

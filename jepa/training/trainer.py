@@ -16,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from ..data import build_datasets, make_loader
+from ..performance.device import resolve_device
 from ..runs import DONE, FAILED, PRUNED, RUNNING, RunFolder
 from . import validation
-from .environment import resolve_device, rng_state, seed_everything, set_rng_state
+from .environment import rng_state, seed_everything, set_rng_state
 from .learner import Learner
 from .progress import Progress
 from .start import Start, resume_point
