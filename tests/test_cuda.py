@@ -20,7 +20,7 @@ from jepa.data import make_loader
 from jepa.performance.options import set_deterministic, set_tf32
 from jepa.tools.bench import build_step, mode_overrides, run_one
 from jepa.training import StopRequested, Trainer
-from jepa.training.validation import device_batches
+from jepa.training.epoch_eval import device_batches
 from tests.conftest import TINY
 from tests.test_train import StopAfter
 

@@ -1,7 +1,7 @@
 """The config schema: one typed definition per config group, each key with its type, range and identity.
 
 The YAML files under conf/ hold the defaults a user reads; this module says what each key may hold and
-whether it identifies a configuration (docs/configuration.md). Validation (jepa.config.validation), run
+whether it identifies a configuration (docs/configuration.md). Validation (jepa.config.checks), run
 identity (jepa.config.identity: run-folder names, wandb names, the analysis' grouping) and the refusal
 messages derive from it. A new key is one entry here plus its YAML default.
 """
@@ -78,7 +78,7 @@ class Model:
     hpre: int = key(above=0)
     dstc: int = key(above=0)
     encoder_strides: list[int] = key(minimum=1, valid="three integers >= 1, one per residual block")
-    steps: int = key(minimum=1, label="steps", valid="an integer in 1 .. frames-2")  # the bound: jepa.config.check
+    steps: int = key(minimum=1, label="steps", valid="an integer in 1 .. frames-2")  # the bound: jepa.config.checks
 
 
 @dataclass

@@ -180,6 +180,17 @@ def usage():
     return r.ru_stime, r.ru_minflt
 
 
+def timed(step, device: torch.device, count: int) -> tuple[list[float], list[float]]:
+    """(losses, seconds) of `count` steps, each waited for on the device."""
+    losses, times = [], []
+    for _ in range(count):
+        start = time.perf_counter()
+        losses.append(step())
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return losses, times
+
+
 def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     """One implementation in one mode, in this process."""
     t = cfg.training
@@ -193,21 +204,10 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     precision = t.precision if impl == "ours" else "fp32"
     amp = AMP_DTYPES[precision]
     compiled = bool(t.compile) and impl == "ours"
-    warm_losses, warm_times = [], []
-    for _ in range(max(warmup, 2 if compiled else 1)):
-        start = time.perf_counter()
-        warm_losses.append(step())
-        sync(device)
-        warm_times.append(time.perf_counter() - start)
-        if len(warm_times) == 1:
-            first_step_end = time.time()
+    warm_losses, warm_times = timed(step, device, max(warmup, 2 if compiled else 1))
+    first_step_end = time.time() - sum(warm_times[1:])  # the end of the first step
     sys0, faults0 = usage()
-    times, losses = [], []
-    for _ in range(steps):
-        start = time.perf_counter()
-        losses.append(step())
-        sync(device)
-        times.append(time.perf_counter() - start)
+    losses, times = timed(step, device, steps)
     sys1, faults1 = usage()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None

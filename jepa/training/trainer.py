@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..data import build_datasets, make_loader
 from ..performance.device import resolve_device
 from ..runs import DONE, FAILED, PRUNED, RUNNING, RunFolder
-from . import validation
+from . import epoch_eval
 from .environment import rng_state, seed_everything, set_rng_state
 from .learner import Learner
 from .progress import Progress
@@ -156,7 +156,7 @@ class Trainer:
         loader = make_loader(self.train_ds, cfg.data.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch_index,
                              start_batch=p.batch, num_workers=cfg.data.num_workers, drop_last=False,
                              pin_memory=self.device.type == "cuda")
-        bar = tqdm(validation.device_batches(loader, self.device), total=len(loader) + p.batch, initial=p.batch,
+        bar = tqdm(epoch_eval.device_batches(loader, self.device), total=len(loader) + p.batch, initial=p.batch,
                    leave=False, desc=f"epoch {epoch_index + 1}/{cfg.training.epochs}",
                    disable=None if cfg.training.progress else True)
         start, sequences = time.monotonic(), 0
@@ -184,7 +184,7 @@ class Trainer:
         eval_s = 0.0
         if epoch % cfg.training.eval_every == 0 or last:
             start = time.monotonic()
-            record.update(validation.evaluate(*self.learner.modules, self.val_ds, cfg.data, cfg.seed, self.device,
+            record.update(epoch_eval.evaluate(*self.learner.modules, self.val_ds, cfg.data, cfg.seed, self.device,
                                               self.learner.autocast()))
             eval_s = time.monotonic() - start
         record.update({"time/train_s": train_s, "time/eval_s": eval_s, "time/epoch_s": train_s + eval_s,
@@ -202,4 +202,4 @@ class Trainer:
         log.info("epoch %d/%d %s (%.0fs)", epoch, cfg.training.epochs, epoch_summary(record), train_s + eval_s)
 
     def write_gif(self) -> Path:
-        return validation.write_gif(*self.learner.modules, self.val_ds, self.device, self.folder.gif)
+        return epoch_eval.write_gif(*self.learner.modules, self.val_ds, self.device, self.folder.gif)
