@@ -3,6 +3,9 @@
 import sys
 from collections.abc import Callable, Sequence
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 
 class ConfigError(ValueError):
     """A configuration value (or a file it points to) that cannot work.
@@ -27,9 +30,6 @@ class RunExit(SystemExit):
 def exit_on_bad_input(command: Callable[[], int], overrides: Sequence[str] = ()) -> int:
     """Run a command-line tool's body; a ConfigError, or Hydra's own error composing `overrides` (a bad
     override, study or config group), becomes one `configuration error: ...` line and EXIT_CONFIG."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         return command()
     except ConfigError as exc:

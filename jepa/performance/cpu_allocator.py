@@ -61,7 +61,7 @@ def keep_freed_memory(keep: bool = True) -> bool:
 @cache
 def caching_allocator():
     """The compiled caching allocator (install, uninstall, empty_cache, stats), or None if it cannot be built."""
-    from torch.utils.cpp_extension import load_inline
+    from torch.utils.cpp_extension import load_inline  # needs g++ and ninja: only when this allocator is asked for
 
     try:
         return load_inline("jepa_caching_cpu_allocator", SOURCE.read_text(),

@@ -92,7 +92,7 @@ def read_metrics(path: Path | str) -> Metrics:
 def _numpy_array_globals() -> list:
     """What unpickling a plain numpy array needs (checkpoints written before RNG states were stored as tensors
     hold numpy's state as an array). Rebuilding an array of numbers runs no code of the file's choosing."""
-    import numpy as np
+    import numpy as np  # only for an old checkpoint: readers of run folders need neither numpy nor torch
 
     core = getattr(np, "_core", None) or np.core
     return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
@@ -179,14 +179,14 @@ class RunFolder:
         return ended
 
     def save_checkpoint(self, state: dict) -> None:
-        import torch
+        import torch  # only checkpoints need torch: status, analysis and replay read folders without it
 
         atomic_write(self.checkpoint, lambda f: torch.save(state, f))
 
     def load_checkpoint(self, map_location="cpu") -> dict | None:
         """The checkpoint, or None when there is none. Loaded with weights_only=True: tensors and plain
         containers only, so a crafted file cannot run code. Raises CheckpointError when it cannot be loaded."""
-        import torch
+        import torch  # only checkpoints need torch: status, analysis and replay read folders without it
 
         if not self.checkpoint.exists():
             return None

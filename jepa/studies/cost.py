@@ -19,10 +19,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError
+from ..config import ConfigError, compose_config
 from ..config.errors import exit_on_bad_input
+from ..config.resources import conf_dir
 from ..data import epoch_sequences
 
 
@@ -40,8 +43,6 @@ def sweep_runs(overrides: list[str]) -> list[list[str]]:
     The sweep files' `hydra.sweeper.params` and the command line's comma lists are expanded alike, as
     the basic sweeper does (command-line values win over a sweep file's for the same key).
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)
     # Hydra's node is only readable inside a Hydra context: compose the fixed part of the line with it.
@@ -61,10 +62,6 @@ def sweep_runs(overrides: list[str]) -> list[list[str]]:
 
 def sweeper_params(overrides: list[str]) -> dict[str, str]:
     """`hydra.sweeper.params` of the sweep files named by `+sweeps=...` on the command line."""
-    from hydra import compose, initialize_config_dir
-
-    from ..config.resources import conf_dir
-
     with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
@@ -87,8 +84,6 @@ def shape_of(cfg: DictConfig) -> dict:
 
 def study_cost(overrides: list[str], seq_per_s: float) -> list[RunCost]:
     """Each run of the study with its projected training time at `seq_per_s` sequences per second."""
-    from ..config import compose_config
-
     if not seq_per_s > 0:
         raise ConfigError("--seq-per-s", seq_per_s, "a throughput > 0 sequences/s")
     out = []

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .bench import compare, run_group
+from .bench import compare, cpu_name, run_group
 
 REPO = Path(__file__).resolve().parents[2]
 GPU = {
@@ -99,7 +99,6 @@ def environment(cpu: bool) -> dict:
         env.update(device=torch.cuda.get_device_name(0), memory_gb=props.total_memory / 1e9,
                    devices_visible=torch.cuda.device_count())
     else:
-        from .bench import cpu_name
 
         env.update(device=f"{cpu_name()} (CPU, {torch.get_num_threads()} threads)")
     return env

@@ -177,7 +177,7 @@ class WandbTracker:
                         "missing file" if not path.is_file() else f"wandb is at step {self._step}")
             return
         with _warn_on_error(f"logging {path.name} at epoch {epoch}"):
-            import wandb
+            import wandb  # only where a run logs to wandb (about 1 s to import)
 
             self.run.log({GIF_KEY: wandb.Video(str(path), format="gif")}, step=epoch)
             self._step = epoch

@@ -16,9 +16,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import validate
+from ..performance import cpu_allocator
 from ..performance.device import resolve_device
 from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, read_metrics
+from ..tracking import make_tracker
 from .start import SKIP, decide_start
+from .trainer import Trainer
 
 log = logging.getLogger("jepa")
 
@@ -125,10 +128,6 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
     wrap_tracker: given the run's tracker (jepa.tracking), returns the one the trainer calls instead; the
     Optuna worker wraps it to report each epoch's metric to its trial and prune.
     """
-    from ..performance import cpu_allocator
-    from ..tracking import make_tracker
-    from .trainer import Trainer
-
     validate(cfg)
     resolve_device(cfg.training.device)  # a CUDA device this machine lacks is a configuration error
     run_dir = Path(run_dir)

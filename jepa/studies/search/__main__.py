@@ -52,6 +52,7 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # optuna, Hydra and the trainer load only once a command needs them (`--help` answers at once)
     from omegaconf import OmegaConf
 
     from .launch import launch_local, launch_slurm, prepare_study, slurm_executor, split_launch_overrides
@@ -109,6 +110,7 @@ def launcher_named(launch_overrides: list[str]) -> str | None:
 
 def report(args: argparse.Namespace) -> int:
     """--report: the summary of an existing study folder, read from its search.yaml."""
+    # optuna loads only once a command needs it (`--help` answers at once)
     from omegaconf import OmegaConf
 
     from .spec import sweep_path
@@ -129,6 +131,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def summarise(study, study_dir: Path, spec) -> None:
+    # matplotlib and pandas load only for a summary
     from .summary import write_summary
     from .worker import finished
 
