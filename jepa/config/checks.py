@@ -9,6 +9,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from .errors import ConfigError
 from .resources import conf_dir
 from .schema import CANONICAL_FILE_FRAMES, GROUPS, check_value, group_specs, valid_text
+from .schema import spec as schema_spec
 
 TOP_LEVEL = {*group_specs(""), *GROUPS, "hydra"}
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -46,6 +47,13 @@ def check_group(group: str, cfg, applies=lambda spec: True) -> None:
         value = _plain(cfg.get(name))
         if not check_value(spec, value):
             raise ConfigError(spec.name, value, valid_text(spec))
+
+
+def check_key(dotted: str, value) -> None:
+    """One key against its schema entry, outside a composed config."""
+    spec = schema_spec(dotted)
+    if not check_value(spec, value):
+        raise ConfigError(spec.name, value, valid_text(spec))
 
 
 def _refuse_unknown(group: str, cfg) -> None:

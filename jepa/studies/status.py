@@ -1,7 +1,7 @@
 """The state of each run of a study folder (`python -m jepa.studies status SWEEP_DIR [--json]`).
 
-A run's state comes from its own folder first (jepa.runs.folder_state), then from its job: SLURM's queue (`squeue`) for
-`slurm`, whether the process is alive for `local` and `local_processes` (job_id is then a pid on `host`).
+A run's state comes from its own folder first (jepa.runs.folder_state), then from its job: SLURM's queue
+(`squeue`) for `slurm`, whether the process is alive for `local` and `local_processes` (job_id is then a pid on `host`).
     pending   not started yet, or requeued and waiting for a node
     running   training (its job is running)
     done      results.json says done
