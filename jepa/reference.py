@@ -3,7 +3,7 @@
 Written the long way on purpose: [B, C, T, H, W] tensors, the encoder run three times per training step
 (once for the JEPA, once per probe, both in train mode), the targets projected again at every unroll step,
 3D convs in the detection head. jepa.losses.training_losses must compute exactly the same numbers
-(tests/test_reference_equivalence.py); jepa.performance.bench measures how much faster it does so.
+(tests/test_reference_equivalence.py); jepa.tools.bench measures how much faster it does so.
 """
 
 import torch

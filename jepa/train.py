@@ -12,6 +12,7 @@ before any work (one line on stderr); 3 the run folder is being trained by anoth
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -20,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .config import ConfigError
-from .config.errors import EXIT_CONFIG, hydra_handed_over, mark_hydra_handed_over
+from .config.errors import EXIT_CONFIG, RunExit
 from .config.identity import register_resolvers
 from .config.resources import conf_dir
 from .runs import RunFolderError, RunLocked
@@ -39,35 +40,40 @@ def _refuse(message: str, code: int):
         path.write_bytes(content)
     log.error("%s", message)
     print(message, file=sys.stderr)
-    raise SystemExit(code) from None
+    raise RunExit(code) from None
 
 
 @hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    mark_hydra_handed_over()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         results = train(cfg, run_dir)
     except ConfigError as exc:
         _refuse(f"configuration error: {exc}", EXIT_CONFIG)
     except RunLocked as exc:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweep's run trained elsewhere: skipped, not failed
+        if multirun:  # a sweep's run trained elsewhere: skipped, not failed
             log.warning("skipped: %s", exc)
             return None
         _refuse(f"run refused: {exc}", EXIT_LOCKED)
     except RunFolderError as exc:
         _refuse(f"run failed: {exc}", 1)
     except NonFiniteLoss as exc:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if multirun:
             raise  # the study launcher counts it among the failed runs and goes on
         # an outcome of the run, recorded in results.json and train.log: one line, not a traceback
         print(f"run failed: {exc} (recorded in {run_dir / 'results.json'})", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise RunExit(1) from None
     except StopRequested as exc:
-        if exc.signum is None or HydraConfig.get().mode == RunMode.MULTIRUN:
+        if exc.signum is None or multirun:
             raise  # the study launcher decides: requeue on the time limit, stop the sweep otherwise
         log.warning("%s", exc)
-        raise SystemExit(128 + exc.signum) from None
+        raise RunExit(128 + exc.signum) from None
+    except Exception:
+        if multirun:
+            raise  # the study launcher records it with the run and goes on
+        traceback.print_exc()  # a crash of the run: its traceback, and the run's exit code, not Hydra's
+        raise RunExit(1) from None
     return (results.get("final") or {}).get("val/mAP")
 
 
@@ -97,17 +103,18 @@ def _check_run_dir(argv: list[str]) -> None:
 
 def cli() -> None:
     """`python -m jepa.train` and `jepa-train`: main, with Hydra's own errors (a bad override or config group,
-    an unknown key) exiting 2 like every other bad value rather than Hydra's 1."""
+    an unknown key) exiting 2 like every other bad value rather than Hydra's 1. The project's own exits
+    (RunExit) keep their code."""
     _check_run_dir(sys.argv[1:])
     try:
         main()
+    except RunExit:
+        raise
     except SystemExit as exc:
-        if exc.code == 1 and not hydra_handed_over():
+        if exc.code == 1:  # Hydra composing the config, before any run
             raise SystemExit(EXIT_CONFIG) from None
         raise
     except ValueError as exc:  # Hydra's refusal of its own flags (`-m` with `--cfg`), before any run
-        if hydra_handed_over():
-            raise
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 

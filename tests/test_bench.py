@@ -12,11 +12,11 @@ import torch
 
 from jepa.config import ConfigError
 from jepa.data import make_loader
-from jepa.performance import bench, gpu_check
-from jepa.performance.bench import measure, mode_options, mode_overrides, run_group, run_one
 from jepa.performance.options import apply_numerics, compile_cache, set_deterministic, set_tf32
+from jepa.tools import bench, gpu_check
+from jepa.tools.bench import measure, mode_options, mode_overrides, run_group, run_one
 from jepa.training import Trainer
-from jepa.training.validation import device_batches
+from jepa.training.epoch_eval import device_batches
 from tests.conftest import TINY
 
 

@@ -85,3 +85,23 @@ def test_resolved_config_round_trips(tiny_cfg, tmp_path):
     path = tmp_path / "c.yaml"
     OmegaConf.save(cfg, path, resolve=True)
     validate(OmegaConf.load(path))
+
+
+def test_every_yaml_key_has_one_schema_entry_and_every_entry_a_yaml_default():
+    import yaml
+
+    from jepa.config.resources import conf_dir
+    from jepa.config.schema import GROUPS, group_specs
+
+    for group in GROUPS:
+        in_yaml = set()
+        for option in (conf_dir() / group).glob("*.yaml"):
+            in_yaml |= set(yaml.safe_load(option.read_text()))
+        assert in_yaml == set(group_specs(group)), group
+
+
+@pytest.mark.parametrize("override", ["model.henc=32.0", "model.henc=16.0", "data.batch_size=8.0", "seed=1.0"])
+def test_one_rule_for_integers_a_float_is_refused_whatever_its_value(tiny_cfg, override):
+    with pytest.raises(ConfigError, match="an integer") as err:
+        validate(tiny_cfg(override, check=False))
+    assert err.value.key == override.split("=")[0]

@@ -5,13 +5,14 @@ import json
 import pytest
 
 from jepa.config import compose_config
-from jepa.studies.cost import bench_throughput, study_cost, sweep_runs, train_sequences
-from jepa.studies.status import main
+from jepa.data import epoch_sequences
+from jepa.studies.cli import main
+from jepa.studies.cost import bench_throughput, study_cost, sweep_runs
 
 
 def test_canonical_epoch_is_the_published_18000_sequences_last_partial_batch_included():
     cfg = compose_config(["experiment=published"])
-    assert train_sequences(cfg.data) == 18000  # 282 steps at batch 64, the last of 16 sequences
+    assert epoch_sequences(cfg.data) == 18000  # 282 steps at batch 64, the last of 16 sequences
 
 
 def test_cov_std_grid_at_119_sequences_per_second():

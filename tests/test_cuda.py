@@ -2,7 +2,7 @@
 rounding, a deterministic run resumes bitwise, the fastest mode's peak memory is at most half the
 reference's, and a local sweep runs on the GPU.
 
-Marked `cuda` and skipped where no CUDA device is visible (CI); `python -m jepa.performance.gpu_check` runs
+Marked `cuda` and skipped where no CUDA device is visible (CI); `python -m jepa.tools.gpu_check` runs
 them on a GPU machine. Sizes are small so that the whole file takes a minute or two on one GPU.
 """
 
@@ -17,10 +17,10 @@ import torch
 
 from jepa.config import compose_config
 from jepa.data import make_loader
-from jepa.performance.bench import build_step, mode_overrides, run_one
 from jepa.performance.options import set_deterministic, set_tf32
+from jepa.tools.bench import build_step, mode_overrides, run_one
 from jepa.training import StopRequested, Trainer
-from jepa.training.validation import device_batches
+from jepa.training.epoch_eval import device_batches
 from tests.conftest import TINY
 from tests.test_train import StopAfter
 

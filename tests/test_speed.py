@@ -26,8 +26,8 @@ from jepa.models import DetectionHead, PixelDecoder, VideoJEPA
 from jepa.models import lean as lean_module
 from jepa.models.activation_checkpointing import checkpointed
 from jepa.performance import apply_speed_options
-from jepa.performance.bench import compare, measure, mode_overrides
 from jepa.performance.cpu_allocator import caching_allocator, cpu_allocator
+from jepa.tools.bench import compare, measure, mode_overrides
 
 STEPS, STD, COV = 3, 10.0, 100.0
 ROOT = Path(__file__).resolve().parent.parent

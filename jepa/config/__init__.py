@@ -1,6 +1,7 @@
-"""Configuration: where the packaged configs live, how a run is composed and checked, what names it."""
+"""Configuration: where the packaged configs live, the schema of every key, checking a run's config, what
+identifies a configuration."""
 
+from .checks import compose_config, latent_size, validate, validate_data
 from .errors import ConfigError
-from .validation import compose_config, latent_size, validate
 
-__all__ = ["ConfigError", "compose_config", "latent_size", "validate"]
+__all__ = ["ConfigError", "compose_config", "latent_size", "validate", "validate_data"]

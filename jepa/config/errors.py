@@ -3,6 +3,9 @@
 import sys
 from collections.abc import Callable, Sequence
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
 
 class ConfigError(ValueError):
     """A configuration value (or a file it points to) that cannot work.
@@ -17,26 +20,16 @@ class ConfigError(ValueError):
 
 EXIT_CONFIG = 2  # every entry point's exit code for a bad value, Hydra's own composition errors included
 
-_hydra_handed_over = False
 
 
-def mark_hydra_handed_over() -> None:
-    """Called where Hydra hands control to the project (the app's main, a study launcher's plan): an exit 1
-    after this is the project's own (a failed run or sweep), before it one of Hydra's composition errors."""
-    global _hydra_handed_over
-    _hydra_handed_over = True
-
-
-def hydra_handed_over() -> bool:
-    return _hydra_handed_over
+class RunExit(SystemExit):
+    """An exit the project decides once Hydra has handed over (a failed run or sweep, a signal's stop): its
+    code stands. Hydra exits 1 for its own composition errors, which the app turns into EXIT_CONFIG."""
 
 
 def exit_on_bad_input(command: Callable[[], int], overrides: Sequence[str] = ()) -> int:
     """Run a command-line tool's body; a ConfigError, or Hydra's own error composing `overrides` (a bad
     override, study or config group), becomes one `configuration error: ...` line and EXIT_CONFIG."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         return command()
     except ConfigError as exc:

@@ -2,8 +2,9 @@
 
 A configuration is what a run computes. Keys that say where, how or as part of which study a run executes
 (paths, devices, threads, logging, checkpoint cadence, the launcher) do not identify it, and neither does
-the seed: seeds of one configuration are its repeats. `experiment` (a preset) does: `experiment=quick` and
-`experiment=published` compute different things, so their runs never share a folder.
+the seed: seeds of one configuration are its repeats. Which keys these are is written in the schema
+(jepa.config.schema). `experiment` (a preset) does: `experiment=quick` and `experiment=published` compute
+different things, so their runs never share a folder.
 
 - run-folder names (hydra.sweep.subdir in conf/config.yaml, the resolver `jepa_run_name`): the identifying
   command-line overrides, sorted, then `seed=<seed>`;
@@ -16,15 +17,7 @@ from collections.abc import Iterable
 
 from omegaconf import OmegaConf
 
-# Keys, with everything below them, that do not identify a configuration.
-NOT_IDENTIFYING = (
-    "seed", "study", "sweeps", "cluster", "hydra", "logging",
-    "data.root", "data.download", "data.num_workers",
-    "training.device", "training.threads", "training.progress", "training.resume", "training.allow_config_change",
-    "training.checkpoint_minutes", "training.gif_every", "training.cpu_allocator",
-)
-# A key whose last part is a location (data.digits_path, a run_dir) says where a file is, not what it holds.
-LOCATION_SUFFIXES = ("root", "dir", "path", "file")
+from .schema import NOT_IDENTIFYING_ROOTS, spec
 
 
 def override_key(override: str) -> str:
@@ -33,12 +26,14 @@ def override_key(override: str) -> str:
 
 
 def identifies(key: str) -> bool:
-    """Whether the config key (dotted, or an override's key) is part of what identifies a configuration."""
+    """Whether the config key (dotted, or an override's key) is part of what identifies a configuration:
+    the schema's `identifies` for its keys; a config group's choice (`data=generated`, `experiment=quick`)
+    and a key the schema does not know identify, the roots in NOT_IDENTIFYING_ROOTS never do."""
     key = override_key(key)
-    if any(key == k or key.startswith(k + ".") for k in NOT_IDENTIFYING):
+    if key.split(".", 1)[0] in NOT_IDENTIFYING_ROOTS:
         return False
-    last = key.rsplit(".", 1)[-1]
-    return not any(last == s or last.endswith("_" + s) or last.endswith("_" + s + "s") for s in LOCATION_SUFFIXES)
+    known = spec(key)
+    return known is None or known.rule.identifies
 
 
 def identifying_overrides(overrides: Iterable[str]) -> list[str]:

@@ -1,70 +1,18 @@
 """Moving MNIST for the JEPA: the canonical file or generated sequences, as (video, labels) datasets.
 
 Every item is (video float32 [1, T, H, W] in [0, 1], labels float32 [T, 8, 8] in {0, 1}); batch them with
-`make_loader`. `build_datasets` reads the `data` config group (conf/data/*.yaml).
+`make_loader`. `build_datasets` reads the `data` config group (conf/data/*.yaml; its keys: jepa.config.schema).
 """
-import math
-
+from jepa.config import validate_data
 from jepa.config.errors import ConfigError
 from jepa.data import canonical
 from jepa.data.canonical import CanonicalMovingMNIST
-from jepa.data.digits import DIGIT_SIZE, DIGIT_SOURCES, load_digits, split_digits
-from jepa.data.generator import LABEL_KINDS, MovingMNIST
+from jepa.data.digits import load_digits, split_digits
+from jepa.data.generator import MovingMNIST
 from jepa.data.loader import make_loader
 
-__all__ = ["CanonicalMovingMNIST", "MovingMNIST", "build_datasets", "make_loader", "validate_data_cfg"]
-SOURCES = ("canonical", "generated")
-MIN_FREE_PX = 4  # generated frames need some room around a 28 px digit to move in
-
-
-def _check_int(cfg, key: str, minimum: int, allow_none: bool = False) -> None:
-    value = cfg.get(key)
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        valid = f"an integer >= {minimum}" + (" or null" if allow_none else "")
-        raise ConfigError(f"data.{key}", value, valid)
-
-
-def _check_choice(cfg, key: str, choices: tuple) -> None:
-    if cfg.get(key) not in choices:
-        raise ConfigError(f"data.{key}", cfg.get(key), f"one of {', '.join(choices)}")
-
-
-def validate_data_cfg(data_cfg) -> None:
-    """Check the data keys without touching any file. Raises ConfigError naming the key and what is valid."""
-    cfg = dict(data_cfg)  # a DictConfig resolves its interpolations (root's env var) here
-    _check_choice(cfg, "source", SOURCES)
-    _check_int(cfg, "frames", 3)  # the predictor needs 2 context frames and 1 target
-    _check_int(cfg, "batch_size", 1)
-    _check_int(cfg, "num_workers", 0)
-    _check_int(cfg, "max_train_sequences", 1, allow_none=True)
-    _check_int(cfg, "max_val_sequences", 1, allow_none=True)
-    if not isinstance(cfg.get("root"), str) or not cfg.get("root"):
-        raise ConfigError("data.root", cfg.get("root"), "a folder path (default: env JEPA_DATA_DIR, else data)")
-    if cfg.get("source") == "canonical":
-        _check_choice(cfg, "labels", ("contour",))  # the file has no digit positions to label exactly
-        _check_int(cfg, "split_seed", 0)
-        _check_int(cfg, "num_val_sequences", 1)
-        if cfg.get("image_size") != 64:
-            raise ConfigError("data.image_size", cfg.get("image_size"), "64: the canonical frames are 64x64")
-        if canonical.FILE_FRAMES % cfg.get("frames"):
-            divisors = [t for t in range(3, canonical.FILE_FRAMES + 1) if canonical.FILE_FRAMES % t == 0]
-            raise ConfigError("data.frames", cfg.get("frames"), f"a divisor of the canonical file's "
-                              f"{canonical.FILE_FRAMES} frames: one of {', '.join(map(str, divisors))}")
-        return
-    _check_choice(cfg, "labels", LABEL_KINDS)
-    _check_choice(cfg, "digits", DIGIT_SOURCES)
-    _check_int(cfg, "image_size", DIGIT_SIZE + MIN_FREE_PX)
-    for key in ("num_train", "num_val", "num_digits"):
-        _check_int(cfg, key, 1)
-    _check_int(cfg, "val_seed", 0)
-    speed = cfg.get("speed")
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0 < speed < math.inf:
-        raise ConfigError("data.speed", speed, "a positive number of pixels per frame")
-    fraction = cfg.get("val_digit_fraction")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError("data.val_digit_fraction", fraction, "a fraction strictly between 0 and 1")
+__all__ = ["CanonicalMovingMNIST", "MovingMNIST", "build_datasets", "epoch_sequences", "make_loader"]
+CANONICAL_SEQUENCES = 10_000  # sequences in the published file (of canonical.FILE_FRAMES frames each)
 
 
 def _canonical(cfg):
@@ -99,7 +47,7 @@ def build_datasets(data_cfg, seed: int):
     validation sequences on data.val_seed alone, so every run seed is evaluated on the same sequences, as the
     canonical split depends only on data.split_seed.
     """
-    validate_data_cfg(data_cfg)
+    validate_data(data_cfg)
     cfg = dict(data_cfg)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", seed, "a non-negative integer")
@@ -108,3 +56,15 @@ def build_datasets(data_cfg, seed: int):
         raise ConfigError("data.batch_size", cfg["batch_size"],
                           f"at most the {len(train)} training sequences (see data.max_train_sequences)")
     return train, val
+
+
+def epoch_sequences(data_cfg) -> int:
+    """Training sequences of one epoch under the data config, without opening any file (the last partial
+    batch is trained too)."""
+    if data_cfg.source == "canonical":
+        count = (CANONICAL_SEQUENCES - data_cfg.num_val_sequences) * (canonical.FILE_FRAMES // data_cfg.frames)
+    else:
+        count = data_cfg.num_train
+    if data_cfg.get("max_train_sequences") is not None:
+        count = min(count, data_cfg.max_train_sequences)
+    return count

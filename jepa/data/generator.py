@@ -10,7 +10,6 @@ from jepa.data.digits import DIGIT_SIZE
 from jepa.data.labels import GRID, contour_labels
 
 SPLIT_IDS = {"train": 0, "val": 1}  # mixed into the seed so the two splits never share a random stream
-LABEL_KINDS = ("exact", "contour")
 
 
 def bounce(start: np.ndarray, velocity: np.ndarray, frames: int, free: float) -> np.ndarray:

@@ -21,9 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
+from ..config.schema import CHECKPOINTING_POLICIES as POLICIES
 from .lean import lean_activations
-
-POLICIES = ("none", "lean", "selective", "full")
 
 # What "selective" keeps: the compute-bound ops. Everything else in a segment is recomputed.
 _KEPT_OPS = {torch.ops.aten.convolution.default, torch.ops.aten.mm.default, torch.ops.aten.addmm.default}

@@ -1,8 +1,7 @@
-"""Speed and memory: the training options that leave the math alone, the CPU allocator, the benchmark
-against the literal reference (`python -m jepa.performance.bench`), and the one-shot GPU check
-(`python -m jepa.performance.gpu_check --out DIR`)."""
+"""Runtime options a run trains with: the device, the speed options that leave the math alone, the CPU
+allocator. The benchmark and the GPU check that measure them are jepa.tools."""
 
-from .cpu_allocator import CPU_ALLOCATORS, cpu_allocator
+from .cpu_allocator import cpu_allocator
 from .options import apply_speed_options
 
-__all__ = ["CPU_ALLOCATORS", "apply_speed_options", "cpu_allocator"]
+__all__ = ["apply_speed_options", "cpu_allocator"]

@@ -24,7 +24,6 @@ from pathlib import Path
 
 log = logging.getLogger("jepa")
 
-CPU_ALLOCATORS = ("caching", "reuse", "system")
 SOURCE = Path(__file__).with_name("caching_allocator.cpp")
 
 # glibc mallopt parameters (malloc.h) and their documented defaults.
@@ -62,7 +61,7 @@ def keep_freed_memory(keep: bool = True) -> bool:
 @cache
 def caching_allocator():
     """The compiled caching allocator (install, uninstall, empty_cache, stats), or None if it cannot be built."""
-    from torch.utils.cpp_extension import load_inline
+    from torch.utils.cpp_extension import load_inline  # needs g++ and ninja: only when this allocator is asked for
 
     try:
         return load_inline("jepa_caching_cpu_allocator", SOURCE.read_text(),
@@ -73,7 +72,7 @@ def caching_allocator():
 
 
 def set_cpu_allocator(kind: str) -> str:
-    """Apply `kind` (CPU_ALLOCATORS) until reset_cpu_allocator; returns the one in effect."""
+    """Apply `kind` (jepa.config.schema.CPU_ALLOCATORS) until reset_cpu_allocator; returns the one in effect."""
     if kind == "caching":
         module = caching_allocator()
         if module is not None:

@@ -69,7 +69,7 @@ def compile_cache(training: DictConfig) -> Path:
     folder = Path(configured or os.environ.get("TORCHINDUCTOR_CACHE_DIR") or DEFAULT_COMPILE_CACHE).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder.resolve())
-    from ..private_apis import inductor_config
+    from ..private_apis import inductor_config  # torch._inductor loads only where compile is used
 
     config = inductor_config()
     config.fx_graph_cache = True
@@ -98,7 +98,7 @@ def apply_speed_options(model: VideoJEPA, head: DetectionHead, decoder: PixelDec
         if not on_cuda:
             # Inductor's layout optimisation turns convolutions channels_last, whose oneDNN backward hung
             # now and then on CPU (torch 2.13, about 1 tiny compiled step in 5); keep the layout as it is.
-            from ..private_apis import inductor_config
+            from ..private_apis import inductor_config  # torch._inductor loads only where compile is used
 
             inductor_config().layout_optimization = False
         # The encoder and predictor hold nearly all FLOPs; compiling the small heads is not worth its time.

@@ -1,10 +1,19 @@
 """The run folder: the unit every tool reads (docs/run_folder.md). Its files, statuses, lock and discovery."""
 
 from .discover import find_run_folders, is_run_folder, runs_problem
-from .folder import CheckpointError, RunFolder, RunFolderError, atomic_write, read_metrics, results_problem
+from .folder import (
+           CheckpointError,
+           RunFolder,
+           RunFolderError,
+           atomic_write,
+           folder_state,
+           read_metrics,
+           results_problem,
+)
 from .lock import RunLock, RunLocked, live_holder
-from .status import DONE, FAILED, PRUNED, RUNNING, STATUSES, exit_code, is_done
+from .status import DONE, FAILED, INVALID, PRUNED, RUNNING, STATUSES, exit_code, is_done
 
-__all__ = ["DONE", "FAILED", "PRUNED", "RUNNING", "STATUSES", "CheckpointError", "RunFolder", "RunFolderError",
-           "RunLock", "RunLocked", "atomic_write", "exit_code", "find_run_folders", "is_done", "is_run_folder",
+__all__ = ["DONE", "FAILED", "INVALID", "PRUNED", "RUNNING", "STATUSES", "CheckpointError", "RunFolder",
+           "RunFolderError", "RunLock", "RunLocked", "atomic_write", "exit_code", "find_run_folders", "folder_state",
+           "is_done", "is_run_folder",
            "live_holder", "read_metrics", "results_problem", "runs_problem"]

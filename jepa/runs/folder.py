@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..atomic_write import atomic_write
+from .status import DONE, INVALID, STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,6 @@ class CheckpointError(RunFolderError):
 
 def results_problem(results: Any) -> str | None:
     """What is wrong with the content of a results.json, or None when it has the shape every tool reads."""
-    from .status import DONE, STATUSES
-
     if not isinstance(results, dict):
         return f"a JSON {type(results).__name__}, not an object"
     if results.get("status") not in STATUSES:
@@ -93,10 +92,37 @@ def read_metrics(path: Path | str) -> Metrics:
 def _numpy_array_globals() -> list:
     """What unpickling a plain numpy array needs (checkpoints written before RNG states were stored as tensors
     hold numpy's state as an array). Rebuilding an array of numbers runs no code of the file's choosing."""
-    import numpy as np
+    import numpy as np  # only for an old checkpoint: readers of run folders need neither numpy nor torch
 
     core = getattr(np, "_core", None) or np.core
     return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """A run's state as its folder says it: status one of STATUSES, INVALID (results.json unreadable or
+    wrongly shaped: `reason` names the file and the way out) or None (no results.json: never started)."""
+
+    status: str | None
+    reason: str | None
+    results: dict | None
+
+
+def folder_state(run_dir: Path | str) -> FolderState:
+    """The one reading of a run's state from its folder (results.json), without creating the folder: what
+    `python -m jepa.studies status`, the study launchers and a start of the run go by."""
+    path = Path(run_dir) / RESULTS
+    try:
+        results = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return FolderState(None, None, None)
+    except (OSError, ValueError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        if (problem := results_problem(results)) is None:
+            return FolderState(results["status"], results.get("reason"), results)
+    return FolderState(INVALID, f"{path} is unreadable ({problem}): move it aside or delete it; starting the run "
+                                "again rebuilds it from checkpoints/last.pt", None)
 
 
 class RunFolder:
@@ -130,17 +156,10 @@ class RunFolder:
     def read_results(self) -> dict | None:
         """results.json's content; None when there is none. Raises RunFolderError (naming the file and the way
         out) when it cannot be read or lacks the shape every tool relies on."""
-        try:
-            results = json.loads(self.results.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            if (problem := results_problem(results)) is None:
-                return results
-        raise RunFolderError(f"{self.results} is unreadable ({problem}): move it aside or delete it; starting the "
-                             "run again rebuilds it from checkpoints/last.pt")
+        state = folder_state(self.path)
+        if state.status == INVALID:
+            raise RunFolderError(state.reason)
+        return state.results
 
     def read_results_or_none(self) -> dict | None:
         """read_results, with an unreadable results.json logged and treated as absent (a restart rewrites it)."""
@@ -150,15 +169,24 @@ class RunFolder:
             log.warning("%s", exc)
             return None
 
+    def record_end(self, status: str, reason: str | None = None, results: dict | None = None) -> dict:
+        """Record how a run (or this start of it) ended: the one writer of a run's end, whatever the path
+        (done, failed, diverged, stopped by a signal: running with the reason, pruned). `results`: the trainer's
+        full record; else results.json as it stands (when readable) gets the status and reason."""
+        ended = {**(results if results is not None else self.read_results_or_none() or {}),
+                 "status": status, "reason": reason}
+        self.write_results(ended)
+        return ended
+
     def save_checkpoint(self, state: dict) -> None:
-        import torch
+        import torch  # only checkpoints need torch: status, analysis and replay read folders without it
 
         atomic_write(self.checkpoint, lambda f: torch.save(state, f))
 
     def load_checkpoint(self, map_location="cpu") -> dict | None:
         """The checkpoint, or None when there is none. Loaded with weights_only=True: tensors and plain
         containers only, so a crafted file cannot run code. Raises CheckpointError when it cannot be loaded."""
-        import torch
+        import torch  # only checkpoints need torch: status, analysis and replay read folders without it
 
         if not self.checkpoint.exists():
             return None

@@ -8,6 +8,7 @@
 
 RUNNING, DONE, FAILED, PRUNED = "running", "done", "failed", "pruned"
 STATUSES = (RUNNING, DONE, FAILED, PRUNED)
+INVALID = "invalid"  # not a status a run records: a results.json that cannot be read (jepa.runs.folder_state)
 FINISHED = (DONE, FAILED, PRUNED)  # nothing more will happen to the run unless it is started again
 
 

@@ -3,7 +3,7 @@
 
 import sys
 
-from .status import main
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,7 @@ The study's runs are composed as the sweep composes them: Hydra's multirun overr
 `+sweeps=[cov_std,seeds]`, `loss.cov_coeff=1,10`) expanded by Hydra's own sweeper parser into one override
 list per run, each composed into its config. A run's training time is
     epochs x training sequences / throughput,
-with the throughput measured by `python -m jepa.performance.bench` on the GPU the study will use (pass its
+with the throughput measured by `python -m jepa.tools.bench` on the GPU the study will use (pass its
 sequences/s, or `--bench FILE` with the bench's JSON lines: the fastest run of the matching mode is taken).
 Evaluation, data loading and start-up are not counted: the projection is a lower bound on GPU-hours.
 
@@ -19,28 +19,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError
+from ..config import ConfigError, compose_config
 from ..config.errors import exit_on_bad_input
-
-# The canonical file: mnist_test_seq.npy holds 10,000 sequences of 20 frames (jepa/data/canonical.py).
-CANONICAL_SEQUENCES, CANONICAL_FRAMES = 10_000, 20
-
-
-def train_sequences(data: DictConfig) -> int:
-    """Training sequences of one epoch under the data config, without opening any file."""
-    if data.source == "canonical":
-        count = (CANONICAL_SEQUENCES - data.num_val_sequences) * (CANONICAL_FRAMES // data.frames)
-    else:
-        count = data.num_train
-    if data.get("max_train_sequences") is not None:
-        count = min(count, data.max_train_sequences)
-    return count  # every sequence: the last partial batch is trained too
+from ..config.resources import conf_dir
+from ..data import epoch_sequences
 
 
 def epoch_seconds(data: DictConfig, seq_per_s: float) -> float:
-    return train_sequences(data) / seq_per_s
+    return epoch_sequences(data) / seq_per_s
 
 
 def run_hours(cfg: DictConfig, seq_per_s: float) -> float:
@@ -53,8 +43,6 @@ def sweep_runs(overrides: list[str]) -> list[list[str]]:
     The sweep files' `hydra.sweeper.params` and the command line's comma lists are expanded alike, as
     the basic sweeper does (command-line values win over a sweep file's for the same key).
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)
     # Hydra's node is only readable inside a Hydra context: compose the fixed part of the line with it.
@@ -74,10 +62,6 @@ def sweep_runs(overrides: list[str]) -> list[list[str]]:
 
 def sweeper_params(overrides: list[str]) -> dict[str, str]:
     """`hydra.sweeper.params` of the sweep files named by `+sweeps=...` on the command line."""
-    from hydra import compose, initialize_config_dir
-
-    from ..config.resources import conf_dir
-
     with initialize_config_dir(str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
@@ -100,21 +84,19 @@ def shape_of(cfg: DictConfig) -> dict:
 
 def study_cost(overrides: list[str], seq_per_s: float) -> list[RunCost]:
     """Each run of the study with its projected training time at `seq_per_s` sequences per second."""
-    from ..config import compose_config
-
     if not seq_per_s > 0:
         raise ConfigError("--seq-per-s", seq_per_s, "a throughput > 0 sequences/s")
     out = []
     for run in sweep_runs(overrides):
         cfg = compose_config(run)
-        out.append(RunCost(run, cfg.training.epochs, train_sequences(cfg.data), epoch_seconds(cfg.data, seq_per_s),
+        out.append(RunCost(run, cfg.training.epochs, epoch_sequences(cfg.data), epoch_seconds(cfg.data, seq_per_s),
                            run_hours(cfg, seq_per_s), shape_of(cfg)))
     return out
 
 
 def bench_throughput(path: Path, mode: str | None = None) -> tuple[float, dict]:
     """The highest sequences/s among the bench's JSON lines in `path` (of `mode` when given), and its row."""
-    valid = "a file of JSON lines written by `python -m jepa.performance.bench --json`"
+    valid = "a file of JSON lines written by `python -m jepa.tools.bench --json`"
     try:
         lines = Path(path).read_text().splitlines()
         runs = [r for r in (json.loads(line) for line in lines if line.strip().startswith("{")) if "seq_per_s" in r]
@@ -163,7 +145,7 @@ def _report(args) -> int:
         seq_per_s, source = args.seq_per_s, "given"
     else:
         raise ConfigError("--seq-per-s", None, "give the throughput: --seq-per-s N, or --bench FILE (JSON lines "
-                          "of python -m jepa.performance.bench --json)")
+                          "of python -m jepa.tools.bench --json)")
     costs = study_cost(args.overrides, seq_per_s)
     if args.json:
         print(json.dumps({"seq_per_s": seq_per_s, "source": source, "measured": measured,

@@ -6,7 +6,7 @@ Before anything runs, each launcher
   - refuses runs that would share a run folder (a swept key left out of the folder name);
   - skips runs whose results.json is done, and runs whose job is still queued or running;
   - refuses the sweep when a run's folder holds other values: a checkpoint it would refuse to resume, a
-    finished run of another configuration (jepa.training.resume);
+    finished run of another configuration (jepa.training.start);
   - records every run in SWEEP_DIR/manifest.json (jepa.studies.manifest; `python -m jepa.studies status`).
 It then runs or submits the others. A failing run does not stop the rest: the sweep ends with a summary (done,
 failed with reasons, requeued) and exits 1 if a run failed. Under submitit, the time-limit signal (USR2) makes
@@ -35,14 +35,17 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, run_job, setup_globals
-from hydra_plugins.hydra_submitit_launcher import config as stock_config
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher as stock
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .. import private_apis
-from ..config.errors import EXIT_CONFIG, mark_hydra_handed_over
-from ..runs import FAILED, RunFolder, RunFolderError, is_done, live_holder
+from ..config import ConfigError, validate
+from ..config.errors import EXIT_CONFIG, RunExit
+from ..runs import FAILED, INVALID, RunFolder, folder_state, is_done, live_holder
 from ..runs.lock import describe
+from ..training import StopRequested, request_stop
+from ..training.start import decide_start
+from .executor import make_executor, threads_per_run
 from .jobs import job_activity
 from .manifest import ManifestError, now, read_manifest, update_manifest
 from .status import counts_line, sweep_states
@@ -98,10 +101,38 @@ class StudyLauncher:
 
     def plan(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[PlannedRun]:
         """Compose and check every run, refusing the sweep on any problem; mark the runs to skip."""
-        from ..config import ConfigError, validate
-        from ..training.resume import refusal_before_start
+        runs, problems = self.compose(job_overrides, initial_job_idx)
+        by_folder = defaultdict(list)
+        for run in runs:
+            by_folder[run.name].append(run)
+        for name, same in by_folder.items():
+            if len(same) > 1:
+                problems.append(f"  #{', #'.join(str(r.index) for r in same)} would share the run folder {name}: "
+                                "they differ only in keys that do not identify a configuration "
+                                "(jepa/config/schema.py)")
+        if problems:
+            refuse(problems, len(job_overrides))
+        try:
+            entries = read_manifest(self.sweep_dir)["runs"]
+        except ManifestError as exc:
+            refuse([f"  {exc}"], len(job_overrides))
+        activity = job_activity({r.name: entries[r.name] for r in runs if r.name in entries})
+        # a run whose folder holds other values (a checkpoint it would refuse to resume, a finished run of
+        # another configuration) would fail at once, or be taken for done: the sweep is refused
+        problems = [f"  #{r.index} {' '.join(filter_overrides(r.overrides))}\n      {refusal}"
+                    for r in runs if (refusal := self.decide(r, entries, activity)) is not None]
+        if problems:
+            refuse(problems, len(job_overrides))
+        done = sum(r.skip == "done" for r in runs)
+        if done:
+            log.info("%d of %d runs are already done: skipped", done, len(runs))
+        for run in runs:
+            if run.skip and run.skip != "done":
+                log.info("skipped %s: %s", run.name, run.skip)
+        return runs
 
-        mark_hydra_handed_over()  # from here on, an exit 1 is a failed run's, not a composition error
+    def compose(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> tuple[list, list[str]]:
+        """Every run's config composed and checked: (the runs, the problems of those that are not)."""
         runs, problems = [], []
         for offset, overrides in enumerate(job_overrides):
             index, overrides = initial_job_idx + offset, list(overrides)
@@ -119,50 +150,30 @@ class StudyLauncher:
             if self.threads() and task.training.threads is None:
                 overrides.append(f"training.threads={self.threads()}")
             runs.append(PlannedRun(index, overrides, name, cfg))
-        by_folder = defaultdict(list)
-        for run in runs:
-            by_folder[run.name].append(run)
-        for name, same in by_folder.items():
-            if len(same) > 1:
-                problems.append(f"  #{', #'.join(str(r.index) for r in same)} would share the run folder {name}: "
-                                "they differ only in keys that do not identify a configuration "
-                                "(jepa/config/identity.py)")
-        if problems:
-            refuse(problems, len(job_overrides))
+        return runs, problems
 
+    def decide(self, run: PlannedRun, entries: dict, activity: dict) -> ConfigError | None:
+        """Mark `run` skipped (done, queued or running, trained elsewhere) or to launch, as its start would
+        decide (jepa.training.start); the refusal its start would meet, if any."""
+        folder = self.sweep_dir / run.name
+        state = folder_state(folder)
+        if state.status == INVALID:  # launched anyway: the run rebuilds it from its checkpoint
+            log.warning("%s", state.reason)
+        if is_done(state.results, run.config.training.epochs):
+            run.skip = "done"
+        elif activity.get(run.name) in ("waiting", "running"):
+            run.skip = f"already queued or running as job {entries[run.name]['job_id']}"
+            return None
+        elif (holder := live_holder(folder)) is not None:
+            run.skip = f"being trained by another process ({describe(holder)})"
+            return None
+        if not folder.is_dir():
+            return None
         try:
-            entries = read_manifest(self.sweep_dir)["runs"]
-        except ManifestError as exc:
-            refuse([f"  {exc}"], len(job_overrides))
-        activity = job_activity({r.name: entries[r.name] for r in runs if r.name in entries})
-        for run in runs:
-            folder = self.sweep_dir / run.name
-            try:
-                results = RunFolder(folder).read_results() if (folder / "results.json").exists() else None
-            except RunFolderError as exc:  # launched anyway: the run rebuilds it from its checkpoint
-                log.warning("%s", exc)
-                results = None
-            if is_done(results, run.config.training.epochs):
-                run.skip = "done"
-            elif activity.get(run.name) in ("waiting", "running"):
-                run.skip = f"already queued or running as job {entries[run.name]['job_id']}"
-            elif (holder := live_holder(folder)) is not None:
-                run.skip = f"being trained by another process ({describe(holder)})"
-        # a run whose folder holds other values (a checkpoint it would refuse to resume, a finished run of
-        # another configuration) would fail at once, or be taken for done: the sweep is refused
-        starts = [(r, refusal_before_start(task_config(r.config), RunFolder(folder), done=r.skip == "done"))
-                  for r in runs if r.skip in (None, "done") and (folder := self.sweep_dir / r.name).is_dir()]
-        problems = [f"  #{r.index} {' '.join(filter_overrides(r.overrides))}\n      {refusal}"
-                    for r, refusal in starts if refusal is not None]
-        if problems:
-            refuse(problems, len(job_overrides))
-        done = sum(r.skip == "done" for r in runs)
-        if done:
-            log.info("%d of %d runs are already done: skipped", done, len(runs))
-        for run in runs:
-            if run.skip and run.skip != "done":
-                log.info("skipped %s: %s", run.name, run.skip)
-        return runs
+            decide_start(task_config(run.config), RunFolder(folder), load=False)
+        except ConfigError as refusal:
+            return refusal
+        return None
 
     def record(self, runs: list[PlannedRun], jobs: dict[str, tuple[str, str | None]]) -> None:
         """Write the runs into the manifest; jobs: run name -> (job id, job log) of those just launched."""
@@ -187,7 +198,7 @@ class StudyLauncher:
         lines.append(f"each run's state: python -m jepa.studies status {self.sweep_dir}")
         print("\n".join(lines), flush=True)
         if any(s.state == "failed" for s in states):
-            raise SystemExit(1)
+            raise RunExit(1)
         out = []
         for run, state in zip(runs, states, strict=True):
             ret = returns.get(run.name)
@@ -222,12 +233,10 @@ class LocalLauncher(StudyLauncher, private_apis.hydra_basic_launcher()):
                                         config=run.config, job_dir_key="hydra.sweep.dir",
                                         job_subdir_key="hydra.sweep.subdir")
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-            from ..training import StopRequested
-
             stop = private_apis.job_exception(returns[run.name])
             if isinstance(stop, StopRequested) and stop.signum is not None:  # SIGTERM & co. stop the sweep
                 print(f"sweep stopped: {run.name} {stop}; relaunching the sweep resumes it", file=sys.stderr)
-                raise SystemExit(128 + stop.signum)
+                raise RunExit(128 + stop.signum)
         return self.finish(runs, returns)
 
 
@@ -241,16 +250,8 @@ class SubmititStudyLauncher(StudyLauncher):
         super().setup(hydra_context=hydra_context, task_function=importable(task_function), config=config)
 
     def executor(self):
-        """submitit's executor from hydra.launcher's settings (as hydra-submitit-launcher builds it)."""
-        import submitit
-
-        params = dict(self.params)
-        folder = params.pop("submitit_folder")
-        init = {f"{self._EXECUTOR}_max_num_timeout": params.pop("max_num_timeout")}
-        executor = submitit.AutoExecutor(folder=folder, cluster=self._EXECUTOR, **init)
-        generic = set(OmegaConf.structured(stock_config.BaseQueueConf).keys())
-        executor.update_parameters(**{k if k in generic else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
-        return executor
+        """submitit's executor from hydra.launcher's settings (jepa.studies.executor)."""
+        return make_executor(self._EXECUTOR, self.params["submitit_folder"], self.params)
 
     def job_args(self, run: PlannedRun) -> tuple:
         """The arguments of __call__ (hydra-submitit-launcher's) for one run."""
@@ -260,9 +261,7 @@ class SubmititStudyLauncher(StudyLauncher):
                  singleton_state: dict) -> JobReturn:
         """In the job: one run. Its time-limit signal asks the trainer to checkpoint and stop at the next step;
         then submitit's own handler runs: checkpoint() (resubmit this callable), requeue, exit."""
-        import submitit
-
-        from ..training import StopRequested, request_stop
+        import submitit  # noqa: I001  (submitit's own import: only the jobs' side needs it)
 
         usr_signal = private_apis.submitit_time_limit_signal()
         submitit_handler = signal.getsignal(usr_signal)
@@ -280,7 +279,7 @@ class SubmititStudyLauncher(StudyLauncher):
             try:
                 submitit_handler(usr_signal, None)  # checkpoint() and requeue, then exits (SystemExit)
             except submitit.core.utils.UncompletedJobError as exc:  # no requeue left (max_num_timeout)
-                mark_failed(Path(ret.hydra_cfg.hydra.runtime.output_dir), f"time limit: {exc}")
+                RunFolder(ret.hydra_cfg.hydra.runtime.output_dir).record_end(FAILED, f"time limit: {exc}")
                 raise
             except subprocess.CalledProcessError as exc:
                 if exc.returncode != -signal.SIGTERM:
@@ -301,12 +300,6 @@ def importable(task_function):
     return inspect.unwrap(getattr(module, task_function.__name__))
 
 
-def mark_failed(run_dir: Path, reason: str) -> None:
-    folder = RunFolder(run_dir)
-    results = folder.read_results() or {}
-    folder.write_results({**results, "status": FAILED, "reason": reason})
-
-
 class LocalProcessesLauncher(SubmititStudyLauncher, stock.LocalLauncher):
     """Each run in its own process through submitit (as on SLURM), `jobs` at a time."""
 
@@ -317,16 +310,7 @@ class LocalProcessesLauncher(SubmititStudyLauncher, stock.LocalLauncher):
         self.jobs = max(1, int(jobs))
 
     def threads(self) -> int:
-        return max(1, len(os.sched_getaffinity(0)) // self.jobs)
-
-    def executor(self):
-        """submitit's LocalExecutor (AutoExecutor would refuse its signal_delay_s)."""
-        import submitit
-
-        params = dict(self.params)
-        executor = submitit.LocalExecutor(params.pop("submitit_folder"), max_num_timeout=params.pop("max_num_timeout"))
-        executor.update_parameters(**params)
-        return executor
+        return threads_per_run(self.jobs)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         executor = self.executor()
@@ -383,7 +367,7 @@ class SlurmLauncher(SubmititStudyLauncher, stock.SlurmLauncher):
         except KeyboardInterrupt:
             print(f"\nstopped waiting; the jobs go on (scancel {array} stops them). "
                   f"Their state: python -m jepa.studies status {self.sweep_dir}", file=sys.stderr)
-            raise SystemExit(130) from None
+            raise RunExit(130) from None
         return self.finish(runs, returns)
 
 

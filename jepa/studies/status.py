@@ -1,8 +1,7 @@
-"""The state of each run of a study folder: `python -m jepa.studies status SWEEP_DIR [--json]`;
-a study's projected GPU-hours before it is submitted: `python -m jepa.studies cost +sweeps=NAME --seq-per-s N`.
+"""The state of each run of a study folder (`python -m jepa.studies status SWEEP_DIR [--json]`).
 
-A run's state comes from its own results.json first, then from its job: SLURM's queue (`squeue`) for
-`slurm`, whether the process is alive for `local` and `local_processes` (job_id is then a pid on `host`).
+A run's state comes from its own folder first (jepa.runs.folder_state), then from its job: SLURM's queue
+(`squeue`) for `slurm`, whether the process is alive for `local` and `local_processes` (job_id is then a pid on `host`).
     pending   not started yet, or requeued and waiting for a node
     running   training (its job is running)
     done      results.json says done
@@ -15,13 +14,11 @@ Run folders that hold a results.json but are not in the manifest (launched other
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..runs import DONE, PRUNED, RunFolder, RunFolderError, find_run_folders, live_holder
+from ..runs import DONE, INVALID, PRUNED, find_run_folders, folder_state, live_holder
 from ..runs.lock import describe
 from .jobs import job_activity
 from .manifest import ManifestError, read_manifest
@@ -91,23 +88,18 @@ def sweep_states(sweep_dir: Path | str, names: list[str] | None = None,
         activity = job_activity({name: entries[name] for name in names if name in entries})
     states = []
     for name in names:
-        try:
-            results = read_results(sweep_dir / name)
-        except RunFolderError as exc:  # shown as a problem; relaunching the sweep rebuilds it
-            states.append(RunState(name, "failed", str(exc), None, None, None, 0, entries.get(name, {}).get("job_id")))
+        folder = folder_state(sweep_dir / name)
+        if folder.status == INVALID:  # shown as a problem; relaunching the sweep rebuilds it
+            states.append(RunState(name, "failed", folder.reason, None, None, None, 0,
+                                   entries.get(name, {}).get("job_id")))
             continue
-        state = run_state(name, results, entries.get(name, {}), activity.get(name))
+        state = run_state(name, folder.results, entries.get(name, {}), activity.get(name))
         if state.state == "failed" and (holder := live_holder(sweep_dir / name)) is not None:
             # its recorded job ended, but another process trains it now (a second copy of the sweep, a manual
             # start): the run's lock, not the manifest's job, says who trains a run folder
             state.state, state.reason = "running", f"being trained by another process ({describe(holder)})"
         states.append(state)
     return states
-
-
-def read_results(run_dir: Path) -> dict | None:
-    """A run's results.json without creating its folder; RunFolderError when it cannot be read."""
-    return RunFolder(run_dir).read_results() if (run_dir / "results.json").exists() else None
 
 
 # ---------------------------------------------------------------- reports
@@ -138,37 +130,3 @@ def format_table(states: list[RunState]) -> str:
         if s is not None and s.reason:
             lines.append(" " * (widths[0] + 2) + s.reason)
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jepa.studies", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="each run's state: pending, running, done or failed (reason)")
-    status.add_argument("sweep_dir", type=Path)
-    status.add_argument("--json", action="store_true", help="one JSON object: counts and runs")
-    cost = commands.add_parser("cost", help="a study's projected GPU-hours from a measured throughput")
-    cost.add_argument("overrides", nargs="*", help="the study's overrides, e.g. +sweeps=cov_std experiment=published")
-    cost.add_argument("--seq-per-s", type=float, help="training sequences per second, e.g. from the bench")
-    cost.add_argument("--bench", type=Path, help="JSON lines of `python -m jepa.performance.bench --json`")
-    cost.add_argument("--mode", help="with --bench: the bench mode to take (default: the fastest run)")
-    cost.add_argument("--json", action="store_true", help="one JSON object: runs and total")
-    args = parser.parse_args(argv)
-    if args.command == "cost":
-        from .cost import main as cost_main
-
-        return cost_main(args)
-    if not args.sweep_dir.is_dir():
-        parser.error(f"{args.sweep_dir} is not a folder")
-    states = sweep_states(args.sweep_dir)
-    if args.json:
-        print(json.dumps({"sweep_dir": str(args.sweep_dir), "counts": counts(states),
-                          "runs": [asdict(s) for s in states]}, indent=2))
-    else:
-        print(f"{args.sweep_dir}: {counts_line(states)}")
-        print(format_table(states))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -79,25 +79,19 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from jepa.config.errors import ConfigError
+from jepa.config.checks import check_key
 from jepa.config.identity import identifying_overrides, override_key
+from jepa.config.schema import wandb_name_keys
 from jepa.private_apis import WANDB_PRIVATE_SETTINGS, wandb_settings_fields
 from jepa.runs import exit_code
 from jepa.runs import read_metrics as read_run_metrics
 
 log = logging.getLogger(__name__)
 
-LOGGING_MODES = ("offline", "online", "disabled")
 ID_FILE = "wandb_id.txt"
 GIF_KEY = "rollout"
-# (label, dotted config key): the hyperparameters every run name starts with
-NAME_KEYS = (
-    ("steps", "model.steps"),
-    ("cov", "loss.cov_coeff"),
-    ("std", "loss.std_coeff"),
-    ("lr", "optim.lr"),
-    ("bs", "data.batch_size"),
-)
+# (label, dotted config key): the hyperparameters every run name starts with (labelled in the schema)
+NAME_KEYS = wandb_name_keys()
 FINISH_TIMEOUT_S = 120  # online: stop waiting for uploads after this long (a replay fills any gap)
 
 
@@ -118,8 +112,7 @@ def make_tracker(logging_cfg, run_dir: pathlib.Path, config: dict, study: str | 
     """
     logging_cfg, config = _plain(logging_cfg), _plain(config)
     mode = logging_cfg.get("mode", "offline")
-    if mode not in LOGGING_MODES:
-        raise ConfigError("logging.mode", mode, f"one of {LOGGING_MODES}")
+    check_key("logging.mode", mode)  # the schema's rule: callers outside a checked config (the replay, tests)
     if mode == "disabled":
         return NullTracker()
     run_dir = pathlib.Path(run_dir)
@@ -183,7 +176,7 @@ class WandbTracker:
                         "missing file" if not path.is_file() else f"wandb is at step {self._step}")
             return
         with _warn_on_error(f"logging {path.name} at epoch {epoch}"):
-            import wandb
+            import wandb  # only where a run logs to wandb (about 1 s to import)
 
             self.run.log({GIF_KEY: wandb.Video(str(path), format="gif")}, step=epoch)
             self._step = epoch

@@ -1,7 +1,5 @@
 """The rollout animation: ground truth, decoded rollout and detection heat-map over it (docs/model.md §5)."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ..atomic_write import atomic_write
 from ..models import DetectionHead, PixelDecoder, VideoJEPA
 
 SCALE = 2  # pixels per frame pixel in the GIF
@@ -56,14 +55,6 @@ def write_rollout_gif(
     model: VideoJEPA, head: DetectionHead, decoder: PixelDecoder, video: Tensor, path: Path, ms_per_frame: int = 300
 ) -> Path:
     images = compose_frames(*rollout_frames(model, head, decoder, video))
-    # A temporary name of its own (atomic_write's pattern, which a restart cleans), then an atomic rename.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=ms_per_frame, loop=0)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                duration=ms_per_frame, loop=0))
     return path

@@ -16,12 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from ..data import build_datasets, make_loader
+from ..performance.device import resolve_device
 from ..runs import DONE, FAILED, PRUNED, RUNNING, RunFolder
-from . import validation
-from .environment import resolve_device, rng_state, seed_everything, set_rng_state
+from . import epoch_eval
+from .environment import rng_state, seed_everything, set_rng_state
 from .learner import Learner
 from .progress import Progress
-from .resume import check_resume
+from .start import Start, resume_point
 
 log = logging.getLogger("jepa")
 
@@ -111,43 +112,38 @@ class Trainer:
     def results(self, status: str, reason: str | None = None) -> dict:
         return self.progress.results(status, reason, self.cfg, self.session_time(), self.started, self.device)
 
-    def fit(self, checkpoint: dict | None = None) -> dict:
-        """Train to the last epoch; resumes from `checkpoint` (or checkpoints/last.pt) when training.resume."""
+    def fit(self, start: Start | None = None) -> dict:
+        """Train to the last epoch, from `start` (jepa.training.start; by default the folder's checkpoint when
+        training.resume)."""
         self.session_start = self.last_save = time.monotonic()
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        previous = self.folder.read_results_or_none() if self.cfg.training.resume else None
-        ckpt = None
-        if self.cfg.training.resume:
-            ckpt = checkpoint if checkpoint is not None else self.folder.load_checkpoint("cpu")
-        if ckpt is not None:
-            if checkpoint is None:
-                check_resume(self.cfg, ckpt, self.folder)
-            self.restore(ckpt)
+        start = start if start is not None else resume_point(self.cfg, self.folder)
+        if start.checkpoint is not None:
+            self.restore(start.checkpoint)
             p = self.progress
             log.info("resumed from %s at epoch %d batch %d (step %d)", self.folder.checkpoint,
                      p.epoch, p.batch, p.global_step)
-        if previous is not None:
-            self.progress.count_restart(previous)
-            self.started = previous.get("started") or self.started
+        if start.previous is not None:
+            self.progress.count_restart(start.previous)
+            self.started = start.previous.get("started") or self.started
         self.folder.write_results(self.results(RUNNING))
         try:
             while self.progress.epoch < self.cfg.training.epochs:
                 self.run_epoch()
             if not self.folder.gif.exists():  # a run resumed after its last epoch's checkpoint
                 self.write_gif()
-        except StopRequested as exc:
-            self.folder.write_results(self.results(RUNNING, str(exc)))
+        except StopRequested as exc:  # checkpointed: still running, to be resumed
+            self.folder.record_end(RUNNING, str(exc), self.results(RUNNING, str(exc)))
             raise
         except BaseException as exc:
             # An exception may name the status it ends the run with (the Optuna worker's Pruned: "pruned").
             status, reason = getattr(exc, "run_status", FAILED), f"{type(exc).__name__}: {exc}"
             log.log(logging.INFO if status == PRUNED else logging.ERROR, "run %s: %s", status, reason)
-            self.folder.write_results(self.results(status, reason))
+            self.folder.record_end(status, reason, self.results(status, reason))
             if self.tracker:
                 self.tracker.finish(status, reason)
             raise
-        results = self.results(DONE)
-        self.folder.write_results(results)
+        results = self.folder.record_end(DONE, None, self.results(DONE))
         if self.tracker:
             self.tracker.finish(DONE)
         log.info("done: val/mAP=%.4f in %.0fs", results["final"]["val/mAP"], results["wall_time_s"])
@@ -160,7 +156,7 @@ class Trainer:
         loader = make_loader(self.train_ds, cfg.data.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch_index,
                              start_batch=p.batch, num_workers=cfg.data.num_workers, drop_last=False,
                              pin_memory=self.device.type == "cuda")
-        bar = tqdm(validation.device_batches(loader, self.device), total=len(loader) + p.batch, initial=p.batch,
+        bar = tqdm(epoch_eval.device_batches(loader, self.device), total=len(loader) + p.batch, initial=p.batch,
                    leave=False, desc=f"epoch {epoch_index + 1}/{cfg.training.epochs}",
                    disable=None if cfg.training.progress else True)
         start, sequences = time.monotonic(), 0
@@ -188,7 +184,7 @@ class Trainer:
         eval_s = 0.0
         if epoch % cfg.training.eval_every == 0 or last:
             start = time.monotonic()
-            record.update(validation.evaluate(*self.learner.modules, self.val_ds, cfg.data, cfg.seed, self.device,
+            record.update(epoch_eval.evaluate(*self.learner.modules, self.val_ds, cfg.data, cfg.seed, self.device,
                                               self.learner.autocast()))
             eval_s = time.monotonic() - start
         record.update({"time/train_s": train_s, "time/eval_s": eval_s, "time/epoch_s": train_s + eval_s,
@@ -206,4 +202,4 @@ class Trainer:
         log.info("epoch %d/%d %s (%.0fs)", epoch, cfg.training.epochs, epoch_summary(record), train_s + eval_s)
 
     def write_gif(self) -> Path:
-        return validation.write_gif(*self.learner.modules, self.val_ds, self.device, self.folder.gif)
+        return epoch_eval.write_gif(*self.learner.modules, self.val_ds, self.device, self.folder.gif)

@@ -1,6 +1,8 @@
 """`python -m jepa.studies.search SWEEP [HYDRA_OVERRIDE ...] [options]`: run (or continue) an Optuna study.
 
     python -m jepa.studies.search optuna_vc experiment=quick --workers 2 --trials 20
+    python -m jepa.studies.search optuna_vc experiment=quick hydra/launcher=slurm +cluster=mysite --config-dir ~/c
+    (the same launcher settings and cluster profiles as sweeps: docs/sweeps.md; --set slurm.KEY=VALUE also works)
     python -m jepa.studies.search optuna_vc experiment=quick --launcher slurm --set slurm.slurm_partition=gpu
     python -m jepa.studies.search optuna_vc experiment=quick --report      # only rewrite study_dir/optuna/
 
@@ -24,10 +26,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jepa.studies.search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", help="a sweep under sweeps/ (optuna_vc) or a path to one")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every trial (experiment=quick ...)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every trial (experiment=quick ...); "
+                        "hydra/launcher=slurm, +cluster=<site> and hydra.launcher.KEY=VALUE say where workers run")
     parser.add_argument("--trials", type=int, dest="n_trials", help="trials the study stops at (sweep: n_trials)")
     parser.add_argument("--workers", type=int, help="parallel workers (sweep: workers)")
     parser.add_argument("--launcher", choices=("local", "slurm"), help="sweep: launcher")
+    parser.add_argument("--config-dir", help="a config folder of your own, e.g. holding cluster/<site>.yaml")
     parser.add_argument("--study-dir", help="the study folder (sweep: study_dir)")
     parser.add_argument("--search", help="comma-separated parameters of the space to search (sweep: search)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
@@ -48,21 +52,25 @@ def main(argv=None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # optuna, Hydra and the trainer load only once a command needs them (`--help` answers at once)
     from omegaconf import OmegaConf
 
-    from .launch import launch_local, launch_slurm, prepare_study, slurm_executor
+    from .launch import launch_local, launch_slurm, prepare_study, slurm_executor, split_launch_overrides
     from .spec import load_sweep
     from .worker import finished
 
     if args.report:
         return report(args)
     search = args.search.split(",") if args.search is not None else None  # "": refused, not the default
-    spec = load_sweep(args.sweep, args.overrides, args.settings, n_trials=args.n_trials, workers=args.workers,
-                      launcher=args.launcher, study_dir=args.study_dir, search=search)
+    overrides, launch = split_launch_overrides(args.overrides)
+    if args.config_dir:
+        launch.append(f"hydra.searchpath=[file://{Path(args.config_dir).expanduser().resolve()}]")
+    spec = load_sweep(args.sweep, overrides, args.settings, n_trials=args.n_trials, workers=args.workers,
+                      launcher=args.launcher or launcher_named(launch), study_dir=args.study_dir, search=search)
     study_dir = Path(spec.study_dir)
     if spec.launcher == "slurm":
         try:  # submitit checks the executor and its parameters' names: before the study folder is written
-            slurm_executor(study_dir, spec)
+            slurm_executor(study_dir, spec, launch)
         except (ValueError, TypeError, NameError, RuntimeError) as err:  # NameError: an unknown parameter
             raise ConfigError("slurm", OmegaConf.to_container(spec.slurm), f"submitit's executor settings "
                               f"({type(err).__name__}: {err})") from None
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         failed = sum(code != 0 for code in launch_local(study_dir, spec.workers))
     else:
         try:
-            _, failed = launch_slurm(study_dir, spec, wait=not args.detach)
+            _, failed = launch_slurm(study_dir, spec, wait=not args.detach, launch_overrides=launch)
         except Exception as err:  # noqa: BLE001  (sbatch refused the array: submitit's FailedJobError, OSError)
             print(f"submitting the SLURM array failed ({type(err).__name__}: {str(err).strip().splitlines()[-1]}); "
                   f"the study in {study_dir} is intact: fix the cluster settings and launch again", file=sys.stderr)
@@ -91,8 +99,18 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def launcher_named(launch_overrides: list[str]) -> str | None:
+    """`hydra/launcher=slurm` (or a cluster profile) runs the workers as a SLURM array, the other launchers
+    as local processes; None where the overrides do not say."""
+    named = [o.split("=", 1)[1] for o in launch_overrides if o.startswith("hydra/launcher=")]
+    if named:
+        return "slurm" if named[-1] == "slurm" else "local"
+    return "slurm" if any(o.lstrip("+").startswith("cluster=") for o in launch_overrides) else None
+
+
 def report(args: argparse.Namespace) -> int:
     """--report: the summary of an existing study folder, read from its search.yaml."""
+    # optuna loads only once a command needs it (`--help` answers at once)
     from omegaconf import OmegaConf
 
     from .spec import sweep_path
@@ -113,6 +131,7 @@ def report(args: argparse.Namespace) -> int:
 
 
 def summarise(study, study_dir: Path, spec) -> None:
+    # matplotlib and pandas load only for a summary
     from .summary import write_summary
     from .worker import finished
 

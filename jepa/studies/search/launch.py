@@ -14,15 +14,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import optuna
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from ...config import ConfigError
+from ...config import ConfigError, compose_config
+from ..executor import make_executor, threads_per_run
 from .spec import distributions
 from .worker import JOURNAL, SEARCH_FILE, run_worker, storage
 
@@ -65,7 +69,7 @@ def launch_local(study_dir: Path, workers: int) -> list[int]:
     Each gets an equal share of this machine's CPUs as torch threads. Ctrl-C interrupts them all: their
     running trials are failed and queued again, so the next launch resumes them.
     """
-    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    threads = threads_per_run(workers)
     logs = study_dir / "workers"
     logs.mkdir(exist_ok=True)
     procs = []
@@ -84,24 +88,53 @@ def launch_local(study_dir: Path, workers: int) -> list[int]:
         return [proc.wait() for proc in procs]
 
 
-def slurm_executor(study_dir: Path, spec: DictConfig):
-    import submitit
-
-    params = {k: v for k, v in OmegaConf.to_container(spec.slurm).items() if v is not None and k != "cluster"}
-    executor = submitit.AutoExecutor(folder=study_dir / "slurm" / "%j", cluster=spec.slurm.cluster)
-    params.setdefault("slurm_array_parallelism", spec.workers)
-    executor.update_parameters(name=spec.name, **params)
-    return executor
+# Command-line overrides that say where the workers run, not what a trial computes.
+LAUNCH_OVERRIDE = re.compile(r"\+?cluster=|hydra/launcher=|hydra\.launcher\.|hydra\.searchpath=")
+# hydra.launcher keys that are Hydra's, or set by the search itself
+SEARCH_SETS = ("_target_", "wait", "submitit_folder", "name")
 
 
-def launch_slurm(study_dir: Path, spec: DictConfig, wait: bool = True) -> tuple[list, int]:
+def split_launch_overrides(overrides) -> tuple[list[str], list[str]]:
+    """(a trial's overrides, the launcher's: +cluster=<site>, hydra/launcher=..., hydra.launcher.KEY=VALUE)."""
+    launch = [o for o in overrides if LAUNCH_OVERRIDE.match(o)]
+    return [o for o in overrides if o not in launch], launch
+
+
+def _launcher_settings(overrides: list[str]) -> dict:
+    try:
+        node = compose_config(["hydra/launcher=slurm", *overrides], check=False, with_hydra=True).hydra.launcher
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(" ".join(overrides), "<launcher>", f"a cluster profile and launcher settings that "
+                          f"compose ({err})") from None
+    return {k: v for k, v in OmegaConf.to_container(node, resolve=False).items() if k not in SEARCH_SETS}
+
+
+def slurm_settings(spec: DictConfig, launch_overrides=()) -> dict:
+    """The SLURM array's settings, in hydra.launcher's names: conf/hydra/launcher/slurm.yaml, then the sweep's
+    `slurm:` block (submitit's names, slurm_partition, as `--set slurm.KEY=VALUE` sets them; null leaves a
+    setting out), then what a cluster profile (+cluster=<site>) and hydra.launcher.KEY=VALUE change."""
+    base = _launcher_settings([])
+    site = _launcher_settings(list(launch_overrides)) if launch_overrides else base
+    block = {k.removeprefix("slurm_"): v for k, v in OmegaConf.to_container(spec.slurm).items() if k != "cluster"}
+    merged = {**base, **block, **{k: v for k, v in site.items() if base.get(k) != v}}
+    settings = {k: v for k, v in merged.items() if v is not None}
+    settings["array_parallelism"] = min(settings.get("array_parallelism", spec.workers), spec.workers)
+    return {**settings, "name": spec.name}
+
+
+def slurm_executor(study_dir: Path, spec: DictConfig, launch_overrides=()):
+    return make_executor(spec.slurm.cluster or "slurm", study_dir / "slurm" / "%j",
+                         slurm_settings(spec, launch_overrides))
+
+
+def launch_slurm(study_dir: Path, spec: DictConfig, wait: bool = True, launch_overrides=()) -> tuple[list, int]:
     """Submit one array of spec.workers tasks, each running run_worker; with wait, until all have ended.
 
     Returns the submitit jobs and how many failed (0 without wait). A failed task is logged; the trial it
     was running is retried by the other tasks or the next launch.
     """
-    threads = spec.slurm.get("cpus_per_task") or 1
-    jobs = slurm_executor(study_dir, spec).map_array(
+    threads = slurm_settings(spec, launch_overrides).get("cpus_per_task") or 1
+    jobs = slurm_executor(study_dir, spec, launch_overrides).map_array(
         run_worker, [str(study_dir)] * spec.workers, range(spec.workers), [threads] * spec.workers)
     log.info("submitted SLURM array %s (%d tasks); logs in %s", jobs[0].job_id.split("_")[0], len(jobs),
              study_dir / "slurm")

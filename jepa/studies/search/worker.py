@@ -75,7 +75,7 @@ def finished(study: optuna.Study) -> int:
 
 def run_worker(study_dir: Path | str, index: int = 0, threads: int | None = None) -> int:
     """Run trials until the study counts n_trials; returns how many this worker ran."""
-    import torch
+    import torch  # the worker's process only: the launching process never trains
 
     study_dir = Path(study_dir)
     spec = read_spec(study_dir)
@@ -100,7 +100,7 @@ def run_worker(study_dir: Path | str, index: int = 0, threads: int | None = None
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, spec: DictConfig, study_dir: Path) -> None:
     """Train one trial in its run folder and tell the study how it ended."""
-    from ...training import NonFiniteLoss, StopRequested
+    from ...training import NonFiniteLoss, StopRequested  # torch: in the worker's process only
 
     params = {name: suggest(trial, name, dist) for name, dist in distributions(spec).items()}
     run_name = trial.user_attrs.get("run_dir") or f"trial_{trial.number:04d}"  # a retry keeps its folder
@@ -186,7 +186,7 @@ def train_trial(cfg: DictConfig, run_dir: Path, trial: optuna.Trial, metric: str
     """jepa.train.train with the tracker wrapped in a PruningTracker. A retried trial first reports the epochs
     its run already has."""
     from ...runs import RunFolder
-    from ...training import train
+    from ...training import train  # torch: in the worker's process only
 
     def pruning(inner) -> PruningTracker:
         tracker = PruningTracker(trial, metric, inner)

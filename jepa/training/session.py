@@ -1,5 +1,6 @@
-"""Training one run in its folder: check the config, lock the folder, skip a finished run, check a resume
-against its checkpoint, log to the folder, turn terminating signals into checkpointed stops, train.
+"""One start of a run in its folder: check the config, lock the folder, decide how it starts (jepa.training.start:
+skip a finished run, resume its checkpoint or refuse), log to the folder, turn terminating signals into
+checkpointed stops, train.
 
 `train(cfg, run_dir)` is what the Hydra app, the study launchers and the Optuna workers call.
 """
@@ -14,10 +15,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError, validate
-from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, is_done, read_metrics
-from .environment import resolve_device
-from .resume import check_resume, refusal_before_start
+from ..config import validate
+from ..performance import cpu_allocator
+from ..performance.device import resolve_device
+from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, read_metrics
+from ..tracking import make_tracker
+from .start import SKIP, decide_start
+from .trainer import Trainer
 
 log = logging.getLogger("jepa")
 
@@ -96,12 +100,6 @@ def stop_on_signals():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def record_failure(folder: RunFolder, reason: str) -> None:
-    """results.json says failed with `reason`, keeping what it said about the run (if it was readable)."""
-    results = folder.read_results_or_none() or {}
-    folder.write_results({**results, "status": FAILED, "reason": reason})
-
-
 def repair_finished(folder: RunFolder, results: dict) -> None:
     """A finished run's metrics.jsonl rebuilt from its checkpoint when it lost epochs (emptied, truncated)."""
     metrics = read_metrics(folder.metrics)
@@ -130,35 +128,18 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
     wrap_tracker: given the run's tracker (jepa.tracking), returns the one the trainer calls instead; the
     Optuna worker wraps it to report each epoch's metric to its trial and prune.
     """
-    from ..performance import cpu_allocator
-    from ..tracking import make_tracker
-    from .trainer import Trainer
-
     validate(cfg)
     resolve_device(cfg.training.device)  # a CUDA device this machine lacks is a configuration error
-    if not isinstance(cfg.training.resume, bool):
-        raise ConfigError("training.resume", cfg.training.resume, "true or false")
     run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
     with RunLock(run_dir), file_log(run_dir):
         log.info("run folder: %s", run_dir.resolve())
         folder.remove_stale_temporaries()
-        previous = folder.read_results_or_none()
-        if is_done(previous, cfg.training.epochs):
-            if (refusal := refusal_before_start(cfg, folder, done=True)) is not None:
-                raise refusal
-            repair_finished(folder, previous)
-            log.info("%s is already done (val/mAP=%s): skipped", run_dir, previous["final"].get("val/mAP"))
-            return previous
-        checkpoint = None
-        if cfg.training.resume:
-            try:
-                checkpoint = folder.load_checkpoint("cpu")
-            except CheckpointError as exc:
-                record_failure(folder, str(exc))
-                raise
-            if checkpoint is not None:
-                check_resume(cfg, checkpoint, folder)
+        start = decide_start(cfg, folder)
+        if start.action == SKIP:
+            repair_finished(folder, start.previous)
+            log.info("%s is already done (val/mAP=%s): skipped", run_dir, start.previous["final"].get("val/mAP"))
+            return start.previous
         with cpu_allocator(cfg.training.cpu_allocator), stop_on_signals():
             folder.write_config(cfg)
             config = OmegaConf.to_container(cfg, resolve=True)
@@ -170,9 +151,9 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
             if _Stop.requested:
                 trainer.request_stop(_Stop.signum)
             try:
-                return trainer.fit(checkpoint)
+                return trainer.fit(start)
             except CheckpointError as exc:  # it loaded but does not fit the model
-                record_failure(folder, str(exc))
+                folder.record_end(FAILED, str(exc))
                 raise
             finally:
                 _Stop.trainer = None

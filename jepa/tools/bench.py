@@ -1,4 +1,4 @@
-"""Training-step benchmark against the literal reference: `python -m jepa.performance.bench [overrides ...] [options]`.
+"""Training-step benchmark against the literal reference: `python -m jepa.tools.bench [overrides ...] [options]`.
 
 Times full training steps (forward, backward, Adam) on a synthetic batch of the configured shape, for the
 literal implementation of docs/model.md (jepa.reference, the one tests/test_reference_equivalence.py proves us equal
@@ -19,9 +19,9 @@ numerics as ours (training.tf32, training.deterministic, and cuDNN's benchmark s
 On a shared machine absolute times drift from minute to minute: `--repeat N` alternates reference and
 modes N times and reports the median ratio with its spread.
 
-    python -m jepa.performance.bench data.batch_size=8 --modes exact,fast,selective,full --repeat 2
-    python -m jepa.performance.bench data.batch_size=2 --modes exact+compile --impl ours
-    python -m jepa.performance.bench data.batch_size=64 training.device=cuda --modes exact,gpu_fast --json
+    python -m jepa.tools.bench data.batch_size=8 --modes exact,fast,selective,full --repeat 2
+    python -m jepa.tools.bench data.batch_size=2 --modes exact+compile --impl ours
+    python -m jepa.tools.bench data.batch_size=64 training.device=cuda --modes exact,gpu_fast --json
 
 A mode joins named options with "+" (BENCH_OPTIONS below), e.g. `fast+compile`; PRESETS name documented
 combinations (`gpu_fast`: the fastest GPU mode candidate).
@@ -40,16 +40,17 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import ConfigError, compose_config
 from ..config.errors import exit_on_bad_input
-from ..losses import match_reference_bn_updates, training_losses
-from ..models import DetectionHead, PixelDecoder, VideoJEPA
+from ..data import epoch_sequences
+from ..performance.cpu_allocator import set_cpu_allocator
+from ..performance.device import resolve_device
+from ..performance.options import apply_numerics
 from ..reference import Reference, copy_weights
-from ..training.environment import resolve_device
-from .cpu_allocator import set_cpu_allocator
-from .options import apply_numerics, apply_speed_options
+from ..training.learner import AMP_DTYPES, Learner
 
 PROCESS_START = time.time()  # as near the process's start as this module gets: imports come before
 
@@ -75,7 +76,6 @@ PRESETS = {
     "gpu_fast": "fast+bf16+channels_last+compile",
     "gpu_fast_eager": "fast+bf16+channels_last",
 }
-AMP_DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def mode_options(mode: str) -> list[str]:
@@ -121,58 +121,44 @@ def matmul_gflops(device: torch.device, dtype=None, n: int = 2048, reps: int = 5
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
+def plain(cfg):
+    """cfg without the speed options: eager fp32, no checkpointing (what counts the model's FLOPs)."""
+    cfg = OmegaConf.masked_copy(cfg, list(cfg.keys()))
+    cfg.training = {**cfg.training, "precision": "fp32", "compile": False, "channels_last": False,
+                    "activation_checkpointing": "none"}
+    return cfg
+
+
 def build_step(cfg, impl: str, device: torch.device, batch: int | None = None, speed: bool = True):
     """A closure running one training step of `impl` on a fixed synthetic batch; it returns the JEPA loss.
 
-    Both implementations start from the reference's initial weights, so their losses can be compared.
-    Ours gets the training config's speed options (jepa.performance) unless `speed` is False; the reference
-    always runs as written, in fp32.
+    Ours is the trainer's own step (jepa.training.learner.Learner.step). Both implementations start from the
+    reference's initial weights, so their losses can be compared. Ours gets the training config's speed
+    options (jepa.performance) unless `speed` is False; the reference always runs as written, in fp32.
     """
     m, d, t = cfg.model, cfg.data, cfg.training
     b, size = batch or d.batch_size, d.image_size
     torch.manual_seed(cfg.seed)
     video = torch.rand(b, d.frames, m.dobs, size, size, device=device)
     labels = (torch.rand(b, d.frames, 8, 8, device=device) < 0.03).float()
-    steps, std_c, cov_c = m.steps, cfg.loss.std_coeff, cfg.loss.cov_coeff
     net = Reference(m.dobs, m.henc, m.hpre, m.dstc, list(m.encoder_strides), size).to(device)
-    scaler = None
-    amp = AMP_DTYPES[t.precision] if impl == "ours" and speed else None
-    if impl == "reference":
-        if speed:
-            apply_numerics(t, device)  # process-wide rounding and kernel choice: the same as ours
-        video_spec = video.transpose(1, 2).contiguous()  # the reference takes [B, C, T, H, W]
-        optimizer = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr)
-
-        def losses():
-            return net.step_losses(video_spec, labels, steps, std_c, cov_c)
-    else:
-        model = VideoJEPA(m.dobs, m.henc, m.hpre, m.dstc, list(m.encoder_strides)).to(device)
-        match_reference_bn_updates(model.encoder)
-        head, decoder = DetectionHead(m.dstc, m.hpre).to(device), PixelDecoder(m.dstc, m.dobs, size).to(device)
-        copy_weights(net, model, head, decoder)
-        del net
+    if impl == "ours":
         if speed:
             set_cpu_allocator(t.cpu_allocator)  # this process benchmarks one mode: for the rest of it
-            apply_speed_options(model, head, decoder, t)
-        params = [*model.parameters(), *head.parameters(), *decoder.parameters()]
-        optimizer = torch.optim.Adam(params, lr=cfg.optim.lr)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
-        fast = t.mode == "fast"
-
-        def losses():
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                return training_losses(model, head, decoder, video, labels, steps, std_c, cov_c, fast=fast)
+        learner = Learner(cfg if speed else plain(cfg), device)
+        copy_weights(net, *learner.modules)
+        del net
+        return lambda: learner.step(video, labels)["loss"].item()
+    if speed:
+        apply_numerics(t, device)  # process-wide rounding and kernel choice: the same as ours
+    video_spec = video.transpose(1, 2).contiguous()  # the reference takes [B, C, T, H, W]
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr)
 
     def step() -> float:
-        out = losses()
+        out = net.step_losses(video_spec, labels, m.steps, cfg.loss.std_coeff, cfg.loss.cov_coeff)
         optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            out["total"].backward()
-            optimizer.step()
-        else:
-            scaler.scale(out["total"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        out["total"].backward()
+        optimizer.step()
         return out["loss"].item()
 
     return step
@@ -194,6 +180,17 @@ def usage():
     return r.ru_stime, r.ru_minflt
 
 
+def timed(step, device: torch.device, count: int) -> tuple[list[float], list[float]]:
+    """(losses, seconds) of `count` steps, each waited for on the device."""
+    losses, times = [], []
+    for _ in range(count):
+        start = time.perf_counter()
+        losses.append(step())
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return losses, times
+
+
 def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     """One implementation in one mode, in this process."""
     t = cfg.training
@@ -207,21 +204,10 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     precision = t.precision if impl == "ours" else "fp32"
     amp = AMP_DTYPES[precision]
     compiled = bool(t.compile) and impl == "ours"
-    warm_losses, warm_times = [], []
-    for _ in range(max(warmup, 2 if compiled else 1)):
-        start = time.perf_counter()
-        warm_losses.append(step())
-        sync(device)
-        warm_times.append(time.perf_counter() - start)
-        if len(warm_times) == 1:
-            first_step_end = time.time()
+    warm_losses, warm_times = timed(step, device, max(warmup, 2 if compiled else 1))
+    first_step_end = time.time() - sum(warm_times[1:])  # the end of the first step
     sys0, faults0 = usage()
-    times, losses = [], []
-    for _ in range(steps):
-        start = time.perf_counter()
-        losses.append(step())
-        sync(device)
-        times.append(time.perf_counter() - start)
+    losses, times = timed(step, device, steps)
     sys1, faults1 = usage()
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
@@ -234,9 +220,7 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     seconds = statistics.median(times)
     batch = cfg.data.batch_size
     seq_per_s = batch / seconds
-    from ..studies.cost import train_sequences
-
-    epoch_s = train_sequences(cfg.data) / seq_per_s
+    epoch_s = epoch_sequences(cfg.data) / seq_per_s
     return {
         "impl": impl, "mode": mode if impl == "ours" else "reference", "options": mode_overrides(mode)
         if impl == "ours" else [], "device": str(device),
@@ -255,7 +239,7 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
         "matmul_precision": matmul_precision(device, precision, t.tf32),
         "matmul_tflops_per_s": statistics.mean(matmul) / 1e3,
         "fraction_of_matmul_rate": flops / seconds / 1e9 / statistics.mean(matmul),
-        "epoch_sequences": train_sequences(cfg.data), "epoch_s": epoch_s,
+        "epoch_sequences": epoch_sequences(cfg.data), "epoch_s": epoch_s,
         "epochs": t.epochs, "run_h": t.epochs * epoch_s / 3600,
         "sys_s_per_step": (sys1 - sys0) / steps, "minor_faults_per_step": (faults1 - faults0) / steps,
         "peak_rss_mb": peak_rss, "peak_rss_above_start_mb": peak_rss - rss_start, "peak_cuda_mb": peak_cuda,
@@ -350,7 +334,7 @@ def run_group(cmd: list[str], timeout: float | None, **kwargs) -> subprocess.Com
 
 def run_one(overrides: list[str], impl: str, mode: str, steps: int, warmup: int, time_limit: float | None) -> dict:
     """One (impl, mode) in its own process; a failure or a timeout comes back as a row with an `error`."""
-    cmd = [sys.executable, "-m", "jepa.performance.bench", *overrides, "--impl", impl, "--modes", mode,
+    cmd = [sys.executable, "-m", "jepa.tools.bench", *overrides, "--impl", impl, "--modes", mode,
            "--steps", str(steps), "--warmup", str(warmup), "--in-process"]
     mode = mode if impl == "ours" else "reference"
     start = time.time()

@@ -1,8 +1,8 @@
-"""The one-shot GPU check: `python -m jepa.performance.gpu_check --out DIR` on any one-GPU machine.
+"""The one-shot GPU check: `python -m jepa.tools.gpu_check --out DIR` on any one-GPU machine.
 
 Within about 8 minutes (`--budget`), each step under its own time limit and written to DIR as it finishes:
     1. environment.json  the GPU, torch, CUDA and cuDNN versions
-    2. bench.jsonl       the benchmark of the published default at batch 64 (python -m jepa.performance.bench):
+    2. bench.jsonl       the benchmark of the published default at batch 64 (python -m jepa.tools.bench):
                          the literal reference, exact fp32, the fastest mode without compile (gpu_fast_eager)
                          and with it (gpu_fast) twice: the second run shows what the compile cache saves
     3. train_*/          a short training of the published model (1 epoch of 2,000 generated sequences,
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .bench import compare, run_group
+from .bench import compare, cpu_name, run_group
 
 REPO = Path(__file__).resolve().parents[2]
 GPU = {
@@ -99,7 +99,6 @@ def environment(cpu: bool) -> dict:
         env.update(device=torch.cuda.get_device_name(0), memory_gb=props.total_memory / 1e9,
                    devices_visible=torch.cuda.device_count())
     else:
-        from .bench import cpu_name
 
         env.update(device=f"{cpu_name()} (CPU, {torch.get_num_threads()} threads)")
     return env
@@ -122,7 +121,7 @@ def bench_step(check: Check) -> tuple[dict, list[dict]]:
     path = check.out / "bench.jsonl"
     path.unlink(missing_ok=True)
     modes, per_run = check.plan["modes"], check.plan["limits"]["bench_run"]
-    cmd = [sys.executable, "-m", "jepa.performance.bench", *check.plan["bench"],
+    cmd = [sys.executable, "-m", "jepa.tools.bench", *check.plan["bench"],
            f"training.compile_cache_dir={check.out / 'inductor'}", "--modes", ",".join(modes),
            "--steps", "3", "--warmup", "2", "--time-limit", str(per_run), "--json", "--out", str(path)]
     result = check.run("bench", cmd, check.plan["limits"]["bench"], check.out / "bench.log")
@@ -234,7 +233,7 @@ def goals(rows: list[dict], training: dict[str, dict]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jepa.performance.gpu_check", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m jepa.tools.gpu_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder for the results and summary.md")
     parser.add_argument("--budget", type=float, default=480, help="seconds for the whole check (default 8 min)")

@@ -1,4 +1,7 @@
-"""Whether a checkpoint may be resumed under a config: a run folder always describes the run that happened.
+"""How a run starts in its folder, decided in one place: start afresh, resume its checkpoint, skip it (done),
+or refuse (a ConfigError): `decide_start`. A run folder always describes the run that happened.
+
+Whether a checkpoint may be resumed under a config:
 
 Compared: every key that identifies a configuration (jepa.config.identity) plus the seed. Keys that only say
 where or how a run executes (device, threads, logging, checkpoint cadence, ...) may change freely.
@@ -12,6 +15,7 @@ not taken for the new values' run).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import yaml
@@ -19,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError
 from ..config.identity import identifies
-from ..runs import RunFolder
+from ..runs import FAILED, CheckpointError, RunFolder, is_done
 
 EPOCHS = "training.epochs"
 SWITCH = "training.allow_config_change"
@@ -117,3 +121,49 @@ def check_resume(cfg: DictConfig, checkpoint: dict, folder: RunFolder) -> dict[s
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epoch": completed, "batch": batch,
             "global_step": checkpoint.get("global_step"), "changes": {k: list(v) for k, v in changes.items()}})
     return changes
+
+
+START, RESUME, SKIP = "start", "resume", "skip"
+
+
+@dataclass
+class Start:
+    """What one start of a run in its folder does."""
+
+    action: str  # START, RESUME or SKIP (a finished run)
+    previous: dict | None = None  # results.json before this start (with training.resume), else None
+    checkpoint: dict | None = None  # the checkpoint a RESUME continues, loaded once
+
+
+def resume_point(cfg: DictConfig, folder: RunFolder) -> Start:
+    """START, or RESUME from the folder's checkpoint when training.resume and it has one (loaded here, once,
+    and checked against cfg: ConfigError refuses). A checkpoint that cannot be loaded ends the run failed
+    (CheckpointError, with the way out)."""
+    if not cfg.training.resume:
+        return Start(START)
+    previous = folder.read_results_or_none()
+    try:
+        checkpoint = folder.load_checkpoint("cpu")
+    except CheckpointError as exc:
+        folder.record_end(FAILED, str(exc))
+        raise
+    if checkpoint is None:
+        return Start(START, previous)
+    check_resume(cfg, checkpoint, folder)
+    return Start(RESUME, previous, checkpoint)
+
+
+def decide_start(cfg: DictConfig, folder: RunFolder, load: bool = True) -> Start:
+    """The one decision of how `cfg` starts in `folder`: SKIP a finished run, else resume_point. Raises
+    ConfigError where the folder holds another configuration's run. load=False (a launcher planning a sweep):
+    nothing is loaded, the folder's config.yaml stands for its checkpoint's config."""
+    previous = folder.read_results_or_none()
+    done = is_done(previous, cfg.training.epochs)
+    if done or not load:
+        if (refusal := refusal_before_start(cfg, folder, done=done)) is not None:
+            raise refusal
+        if done:
+            return Start(SKIP, previous)
+        resumes = cfg.training.resume is True and folder.checkpoint.is_file()
+        return Start(RESUME if resumes else START, previous)
+    return resume_point(cfg, folder)
