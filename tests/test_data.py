@@ -6,6 +6,7 @@ a stub that fails (or serves bytes) wherever a download is attempted.
 import gzip
 import hashlib
 import io
+import json
 import os
 import pickle
 import stat
@@ -248,9 +249,15 @@ def test_shipped_digits_are_500_of_each_class_with_their_notice():
 NUM_SEQ = 12
 
 
-def write_canonical(root) -> np.ndarray:
+def publish(monkeypatch, path) -> None:
+    """Make the small file at `path` pass for the published one: its MD5 becomes the expected one."""
+    monkeypatch.setattr(canonical, "EXPECTED_MD5", hashlib.md5(path.read_bytes()).hexdigest())
+
+
+def write_canonical(root, monkeypatch) -> np.ndarray:
     """A [20, 12, 64, 64] file whose frame (t, s) has a white square in cell (row s % 8, col t % 8) and
-    sub-threshold marker pixels (63, 0) = s, (63, 1) = t, so every item can be traced back to its source."""
+    sub-threshold marker pixels (63, 0) = s, (63, 1) = t, so every item can be traced back to its source;
+    declared the published file for the test (`publish`)."""
     data = np.zeros((20, NUM_SEQ, 64, 64), np.uint8)
     for t in range(20):
         for s in range(NUM_SEQ):
@@ -258,6 +265,7 @@ def write_canonical(root) -> np.ndarray:
             data[t, s, r + 2:r + 6, c + 2:c + 6] = 255
             data[t, s, 63, :2] = s, t
     np.save(root / canonical.FILE_NAME, data)
+    publish(monkeypatch, root / canonical.FILE_NAME)
     return data
 
 
@@ -266,8 +274,8 @@ def canonical_cfg(root, **overrides):
     return data_cfg("canonical", **{**settings, **overrides})
 
 
-def test_canonical_split_and_item_mapping(tmp_path):
-    data = write_canonical(tmp_path)
+def test_canonical_split_and_item_mapping(tmp_path, monkeypatch):
+    data = write_canonical(tmp_path, monkeypatch)
     train, val = build_datasets(canonical_cfg(tmp_path), seed=0)
     order = np.random.RandomState(2025).permutation(NUM_SEQ)
     assert len(train) == 2 * 9 and len(val) == 2 * 3
@@ -287,16 +295,16 @@ def test_published_permutation_is_numpys_legacy_one():
     assert np.array_equal(val, order[:1000]) and np.array_equal(train, order[1000:])
 
 
-def test_canonical_pieces_and_limits(tmp_path):
-    write_canonical(tmp_path)
+def test_canonical_pieces_and_limits(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
     train, val = build_datasets(canonical_cfg(tmp_path, frames=5, max_train_sequences=7, max_val_sequences=100), 0)
     assert len(train) == 7 and len(val) == 4 * 3
     seq, t0 = val.locate(6)  # item 6 = piece 2 of the second validation sequence
     assert (seq, t0) == (np.random.RandomState(2025).permutation(NUM_SEQ)[1], 10)
 
 
-def test_canonical_is_memory_mapped_and_never_pickled(tmp_path):
-    write_canonical(tmp_path)
+def test_canonical_is_memory_mapped_and_never_pickled(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
     train, _ = build_datasets(canonical_cfg(tmp_path), seed=0)
     train[0]
     assert isinstance(train.data, np.memmap)
@@ -304,7 +312,7 @@ def test_canonical_is_memory_mapped_and_never_pickled(tmp_path):
 
 
 def test_label_cache_is_reused_until_the_file_changes(tmp_path, monkeypatch):
-    write_canonical(tmp_path)
+    write_canonical(tmp_path, monkeypatch)
     _, val = build_datasets(canonical_cfg(tmp_path), seed=0)
     cache = tmp_path / "mnist_test_seq.labels.npz"
     assert stat.S_IMODE(cache.stat().st_mode) == 0o644  # collaborators sharing JEPA_DATA_DIR read it
@@ -332,9 +340,56 @@ def test_canonical_download_is_renamed_into_place_when_complete(tmp_path, monkey
     payload = io.BytesIO()
     np.save(payload, np.zeros((20, NUM_SEQ, 64, 64), np.uint8))
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload.getvalue()))
+    monkeypatch.setattr(canonical, "EXPECTED_MD5", hashlib.md5(payload.getvalue()).hexdigest())
     train, _ = build_datasets(canonical_cfg(tmp_path, download=True), seed=0)
     assert len(train) == 18 and not list(tmp_path.glob(".*.tmp"))
     assert stat.S_IMODE((tmp_path / canonical.FILE_NAME).stat().st_mode) == 0o644
+
+
+def test_a_file_that_is_not_the_published_one_is_refused_in_one_line(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
+    path = tmp_path / canonical.FILE_NAME
+    found = hashlib.md5(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(canonical, "EXPECTED_MD5", "0" * 32)
+    with pytest.raises(ConfigError) as err:
+        build_datasets(canonical_cfg(tmp_path), seed=0)
+    message = str(err.value)
+    assert "\n" not in message and f"MD5 {found}, expected {'0' * 32}" in message
+    assert "delete it" in message and "data=generated" in message
+    assert path.is_file() and not (tmp_path / "mnist_test_seq.verified.json").exists()  # the user's file stays
+
+
+def test_the_file_is_hashed_once_per_version_and_the_stamp_records_both_digests(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
+    path = tmp_path / canonical.FILE_NAME
+    calls = []
+    real = canonical.digests
+    monkeypatch.setattr(canonical, "digests", lambda p: calls.append(p) or real(p))
+    build_datasets(canonical_cfg(tmp_path), seed=0)
+    build_datasets(canonical_cfg(tmp_path), seed=0)
+    assert calls == [path]
+    stamp = json.loads((tmp_path / "mnist_test_seq.verified.json").read_text())
+    assert stamp["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert stamp["md5"] == canonical.EXPECTED_MD5 and stamp["size"] == path.stat().st_size
+    data = np.load(path)
+    data[0, 0, 0, 0] = 1
+    np.save(path, data)  # the file replaced by another: hashed again, and refused
+    with pytest.raises(ConfigError, match="not the published"):
+        build_datasets(canonical_cfg(tmp_path), seed=0)
+    assert len(calls) == 2
+
+
+def test_a_wrong_download_is_refused_and_removed(tmp_path, monkeypatch):
+    payload = io.BytesIO()
+    np.save(payload, np.zeros((20, NUM_SEQ, 64, 64), np.uint8))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload.getvalue()))
+    with pytest.raises(ConfigError, match=f"expected {canonical.EXPECTED_MD5}"):
+        build_datasets(canonical_cfg(tmp_path, download=True), seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_expected_digest_is_the_published_one():
+    assert canonical.EXPECTED_MD5 == "be083ec986bfe91a449d63653c411eb2"  # torchvision's MovingMNIST lists it
 
 
 @pytest.mark.parametrize("content", [b"not a numpy file", np.zeros((20, 4, 32, 32), np.uint8),
@@ -411,8 +466,8 @@ def test_loader_order_depends_on_seed_and_epoch_only():
     assert [len(b) for b in val] == [16, 16, 8] and torch.cat(val).tolist() == list(range(40))
 
 
-def test_worker_processes_see_the_same_batches(tmp_path):
-    write_canonical(tmp_path)
+def test_worker_processes_see_the_same_batches(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
     train, _ = build_datasets(canonical_cfg(tmp_path), seed=0)
     one = batches(make_loader(train, 4, shuffle=True, seed=5, epoch=1, num_workers=0))
     two = batches(make_loader(train, 4, shuffle=True, seed=5, epoch=1, num_workers=2))
