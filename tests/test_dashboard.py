@@ -4,9 +4,11 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import optuna
 import pytest
@@ -36,7 +38,8 @@ def get_json(url: str, deadline: float):
 
 
 def test_dashboard_reads_a_search_journal_and_reports_its_trials(tmp_path):
-    dashboard = shutil.which("optuna-dashboard")
+    beside_python = Path(sys.executable).parent / "optuna-dashboard"  # a virtualenv that is not activated
+    dashboard = str(beside_python) if beside_python.is_file() else shutil.which("optuna-dashboard")
     if dashboard is None:
         pytest.skip('optuna-dashboard is not installed (pip install ".[dashboard]"; .ci/run installs it)')
     # A tiny search as the workers store it: the same JournalStorage, file backend and lock.
