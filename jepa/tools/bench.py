@@ -25,6 +25,8 @@ modes N times and reports the median ratio with its spread.
 
 A mode joins named options with "+" (BENCH_OPTIONS below), e.g. `fast+compile`; PRESETS name documented
 combinations (`gpu_fast`: the fastest GPU mode candidate).
+`jemalloc` and `tcmalloc` run the mode's process with that malloc loaded through LD_PRELOAD (mode_env; the
+row's `malloc` names what its process had mapped).
 """
 
 import argparse
