@@ -129,7 +129,8 @@ def run_hours_of(selected: pd.DataFrame, sweep_runs: pd.DataFrame, config: str, 
     """Projected hours of one more run of `config` (jepa.studies.cost.run_hours)."""
     from omegaconf import OmegaConf
 
-    from jepa.studies.cost import run_hours, train_sequences
+    from jepa.data import epoch_sequences
+    from jepa.studies.cost import run_hours
 
     paths = sweep_runs.set_index("run")["path"]
     hours = []
@@ -139,7 +140,7 @@ def run_hours_of(selected: pd.DataFrame, sweep_runs: pd.DataFrame, config: str, 
             rate = seq_per_s
             if rate is None:
                 results = json.loads((Path(paths[run]) / "results.json").read_text())
-                rate = cfg.training.epochs * train_sequences(cfg.data) / float(results["wall_time_s"])
+                rate = cfg.training.epochs * epoch_sequences(cfg.data) / float(results["wall_time_s"])
             hours.append(run_hours(cfg, rate))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError):  # not a full config
             continue

@@ -6,15 +6,17 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from jepa.config import ConfigError
 from jepa.data import make_loader
+from jepa.performance.cpu_allocator import preload_library
 from jepa.performance.options import apply_numerics, compile_cache, set_deterministic, set_tf32
 from jepa.tools import bench, gpu_check
-from jepa.tools.bench import measure, mode_options, mode_overrides, run_group, run_one
+from jepa.tools.bench import measure, mode_env, mode_options, mode_overrides, run_group, run_one
 from jepa.training import Trainer
 from jepa.training.epoch_eval import device_batches
 from tests.conftest import TINY
@@ -25,6 +27,22 @@ def torch_defaults():
     yield
     set_tf32(True)
     set_deterministic(False)
+
+
+@pytest.mark.parametrize("kind", ["jemalloc", "tcmalloc"])
+def test_malloc_modes_preload_an_installed_library_into_their_process(kind):
+    path = preload_library(kind)
+    if path is None:
+        pytest.skip(f"{kind} is not installed here (Debian: apt-get install libjemalloc2 libtcmalloc-minimal4)")
+    assert Path(path).is_file()
+    assert mode_env(kind) == {"LD_PRELOAD": path} and mode_env("exact") == mode_env("caching") == {}
+    assert mode_overrides(kind) == ["training.cpu_allocator=system"]  # no mallopt tuning under it
+    probe = "from jepa.tools.bench import loaded_malloc; print(loaded_malloc())"
+    mapped = subprocess.run([sys.executable, "-c", probe],
+                            env={**os.environ, **mode_env(kind)}, capture_output=True, text=True, check=True)
+    assert mapped.stdout.strip() == Path(path).name
+    with pytest.raises(ConfigError, match="at most one"):
+        mode_env("jemalloc+tcmalloc")
 
 
 def test_presets_expand_to_their_options():

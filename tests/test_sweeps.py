@@ -147,6 +147,34 @@ def test_a_bad_run_refuses_the_whole_sweep(tmp_path, args, bad):
     assert not list((tmp_path / "sweep").glob("*/results.json")) and not (tmp_path / "sweep/manifest.json").exists()
 
 
+@pytest.mark.parametrize("stock, ours, settings", [
+    ("submitit_slurm", "slurm", ["hydra.launcher.partition=debug", "hydra.launcher.timeout_min=5"]),
+    ("submitit_local", "local_processes", ["hydra.launcher.timeout_min=5"]),
+])
+def test_stock_submitit_launchers_are_refused_before_anything_starts(tmp_path, stock, ours, settings):
+    """Their stock settings still compose, so the refusal is the one line naming the project's launcher."""
+    proc, _ = run_sweep(tmp_path / "sweep", "-m", *SWEEP_TINY, "seed=1,2", f"hydra/launcher={stock}",
+                        *settings, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"configuration error: hydra/launcher={stock} "), proc.stderr
+    assert f"use hydra/launcher={ours} " in lines[0]
+    assert not list((tmp_path / "sweep").glob("**/*"))  # no run folder, no manifest
+
+
+@pytest.mark.slow
+def test_hydra_basic_launcher_is_the_local_study_launcher(tmp_path):
+    """hydra/launcher=basic: the same launcher as local (checks, manifest, summary, skipping finished runs)."""
+    sweep = tmp_path / "seeds"
+    args = ["-m", *SWEEP_TINY, "seed=1,2", "hydra/launcher=basic"]
+    proc, _ = run_sweep(sweep, *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 runs: 2 done" in proc.stdout
+    assert all(e["launcher"] == "local" for e in read_manifest(sweep)["runs"].values())
+    again, _ = run_sweep(sweep, *args)
+    assert again.returncode == 0 and "2 of 2 runs are already done: skipped" in again.stdout + again.stderr
+
+
 @pytest.mark.slow
 def test_local_grid_names_its_runs_and_a_relaunch_skips_them(tmp_path):
     sweep = tmp_path / "cov_std"

@@ -24,12 +24,21 @@ from PIL import Image
 from jepa.config import ConfigError
 from jepa.private_apis import wandb_record_parser
 from jepa.tracking import replay as wandb_sync
-from jepa.tracking.wandb_run import NullTracker, RunIdentity, WandbTracker, make_tracker, read_metrics, run_identity
+from jepa.tracking.wandb_run import (
+    NullTracker,
+    RunIdentity,
+    WandbTracker,
+    make_tracker,
+    read_metrics,
+    run_identity,
+    wandb_tag,
+)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 OVERRIDES = ["experiment=quick", "model.steps=2", "seed=7", "hydra/launcher=submitit_slurm",
              "logging.mode=offline", "+data.max_val_sequences=8"]
 NAME = "steps=2,cov=100,std=10,lr=0.001,bs=16,data.max_val_sequences=8,experiment=quick"
+CONFIG_TAG = wandb_tag(f"config={NAME}")  # over 64 characters: shortened, with a hash
 
 
 # ---------------------------------------------------------------- reading what wandb wrote
@@ -157,9 +166,8 @@ def test_offline_run_logs_config_history_gif_and_identity(tmp_path, config):
     assert run.folder.name.endswith(run.run.run_id)
     assert run.run.project == "jepa-moving-mnist"
     assert run.config == config
-    assert run.run.display_name == NAME
-    assert run.run.run_group == "lr_sweep"
-    assert set(run.run.tags) == {"seed=7", "study=lr_sweep"}
+    assert (run.run.display_name, run.run.run_group, run.run.job_type) == (f"{NAME},seed=7", NAME, "lr_sweep")
+    assert set(run.run.tags) == {"seed=7", "study=lr_sweep", CONFIG_TAG}
     assert run.steps == [1, 2]
     for row, epoch in zip(run.history, (1, 2), strict=True):
         expected = {k: v for k, v in record(epoch).items() if v is not None}
@@ -181,7 +189,7 @@ def test_tracker_never_raises(tmp_path, config):
     tracker.finish("failed", "called twice")
 
     (run,) = offline_runs(run_dir)
-    assert run.run.run_group == run.run.display_name == NAME  # no study: the group is the name
+    assert (run.run.run_group, run.run.job_type) == (NAME, "")  # no study: no job type
     assert run.steps == [1]
     assert run.exit_code == 0  # the early run.finish() above closed it
 
@@ -240,8 +248,9 @@ def test_restart_continues_the_run_and_replay_gives_each_epoch_once(tmp_path, co
     assert wandb_sync.main([str(run_dir), "--mode", "offline", "--dir", str(replay_dir)]) == 0
     (replayed,) = offline_runs(replay_dir)
     assert replayed.run.run_id == run_id
-    assert (replayed.run.display_name, replayed.run.run_group) == (NAME, "resume_study")
-    assert set(replayed.run.tags) == {"seed=7", "study=resume_study"}
+    assert (replayed.run.display_name, replayed.run.run_group, replayed.run.job_type) == (
+        f"{NAME},seed=7", NAME, "resume_study")
+    assert set(replayed.run.tags) == {"seed=7", "study=resume_study", CONFIG_TAG}
     assert replayed.config == config
     assert replayed.steps == [1, 2, 3, 4]
     assert [row["train/loss"] for row in replayed.history] == [record(e)["train/loss"] for e in (1, 2, 3, 4)]
@@ -266,9 +275,32 @@ def test_replay_of_a_sweep_folder(tmp_path, config, capsys):
     assert wandb_sync.main([str(sweep), "--mode", "offline", "--study", "s"]) == 0
     (replayed,) = offline_runs(never_tracked / wandb_sync.REPLAY_DIR)
     assert replayed.run.run_id == (never_tracked / "wandb_id.txt").read_text().strip()
-    assert replayed.run.run_group == "s"
+    assert (replayed.run.run_group, replayed.run.job_type) == (NAME, "s")
     assert replayed.steps == [1, 2] and replayed.exit_code == 1
     assert not (still_running / wandb_sync.REPLAY_DIR).exists()
+
+
+def test_seeds_of_one_configuration_share_a_group_live_and_replayed(tmp_path, config):
+    """Two seeds of one configuration in a study: one wandb group (the configuration), the study as job type
+    and tag, each seed its own name; the replay of their folders writes the same."""
+    live = {}
+    for seed in (1, 2):
+        run_config = {**config, "seed": seed, "study": "lr"}
+        run_dir = make_run_folder(tmp_path / "lr" / f"seed={seed}", run_config)
+        tracker = make_tracker(config["logging"], run_dir, run_config)
+        append_metrics(run_dir, 1)
+        tracker.log_epoch(record(1))
+        write_results(run_dir, "done")
+        tracker.finish("done")
+        (live[seed],) = offline_runs(run_dir)
+    assert wandb_sync.main([str(tmp_path / "lr"), "--mode", "offline"]) == 0
+    replayed = {seed: offline_runs(tmp_path / "lr" / f"seed={seed}" / wandb_sync.REPLAY_DIR)[0] for seed in (1, 2)}
+    for runs in (live, replayed):
+        assert {seed: (r.run.run_group, r.run.job_type) for seed, r in runs.items()} == {
+            1: (NAME, "lr"), 2: (NAME, "lr")}
+        assert {seed: r.run.display_name for seed, r in runs.items()} == {1: f"{NAME},seed=1", 2: f"{NAME},seed=2"}
+        assert {seed: set(r.run.tags) for seed, r in runs.items()} == {
+            seed: {f"seed={seed}", "study=lr", CONFIG_TAG} for seed in (1, 2)}
 
 
 @pytest.mark.parametrize("folder, says", [("missing", "is not a folder"), ("a_file", "is not a folder"),
@@ -320,14 +352,24 @@ def test_identity_groups_seeds_and_follows_overrides(tmp_path, config):
         overrides = [f"seed={seed}", "study=lr", "model.steps=2", "hydra.job.chdir=false", "training.device=cpu"]
         (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
         runs.append(run_identity(config["logging"], run_dir, {**config, "seed": seed, "study": "lr"}, None))
-    assert runs[0].name == runs[1].name == "steps=2,cov=100,std=10,lr=0.001,bs=16"
-    assert runs[0].group == runs[1].group == "lr"
-    assert runs[0].tags == ("seed=1", "study=lr") and runs[1].tags == ("seed=2", "study=lr")
+    configuration = "steps=2,cov=100,std=10,lr=0.001,bs=16"
+    assert [r.name for r in runs] == [f"{configuration},seed=1", f"{configuration},seed=2"]
+    assert runs[0].group == runs[1].group == configuration and runs[0].job_type == runs[1].job_type == "lr"
+    assert runs[0].tags == ("seed=1", "study=lr", f"config={configuration}")
+    assert runs[1].tags == ("seed=2", "study=lr", f"config={configuration}")
 
     no_hydra = run_identity(config["logging"], tmp_path / "plain", config, None)
-    assert no_hydra.name == no_hydra.group == "steps=2,cov=100,std=10,lr=0.001,bs=16"
+    assert (no_hydra.group, no_hydra.job_type) == (configuration, None)
     chosen = {**config["logging"], "name": "mine", "group": "g", "tags": ["x"]}
-    assert run_identity(chosen, tmp_path, config, "s") == RunIdentity("mine", "g", ("x", "seed=7", "study=s"))
+    assert run_identity(chosen, tmp_path, config, "s") == RunIdentity(
+        "mine", "g", ("x", "seed=7", "study=s", f"config={configuration}"), "s")
+
+
+def test_long_tags_stay_within_wandb_limit_and_apart():
+    long_a, long_b = "config=" + "x" * 70 + "a", "config=" + "x" * 70 + "b"
+    assert wandb_tag("config=short") == "config=short"
+    assert len(wandb_tag(long_a)) == 64 and wandb_tag(long_a).startswith(long_a[:57])
+    assert wandb_tag(long_a) != wandb_tag(long_b)
 
 
 def test_read_metrics_keeps_one_record_per_epoch(tmp_path):

@@ -12,6 +12,7 @@ from PIL import Image
 
 import jepa.training.learner
 from jepa.training import NonFiniteLoss, StopRequested, Trainer, train
+from jepa.training.progress_log import duration, long_run_warning
 
 TIMING = ("time/",)
 
@@ -145,3 +146,34 @@ def test_last_partial_batch_is_trained_and_resumes(tiny_cfg, tmp_path):
     resumed = Trainer(cfg, tmp_path / "resumed").fit()
     assert resumed["global_step"] == 5
     assert comparable(resumed["final"]) == comparable(straight["final"])
+
+
+@pytest.mark.parametrize("projected_s, device, warns", [
+    (2 * 86400, "cpu", True),
+    (20 * 3600, "cpu", False),  # under a day
+    (30 * 86400, "cuda", False),  # a GPU run is as long as it is
+])
+def test_long_cpu_run_warning_names_the_ways_out(projected_s, device, warns):
+    warning = long_run_warning(projected_s, device)
+    assert (warning is not None) == warns
+    if warns:
+        assert "experiment=quick" in warning and "training.device=cuda" in warning and "hydra/launcher=slurm" in warning
+        assert f"about {duration(projected_s)} on the CPU" in warning
+
+
+def test_without_a_terminal_the_log_shows_progress_and_the_projected_time(tmp_path):
+    from tests.conftest import TINY
+
+    # training.progress=true: the bar would be on at a terminal; the pipes below are none
+    args = [*TINY, "training.progress=true", "training.progress_minutes=0.00001", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run([sys.executable, "-m", "jepa.train", *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = (tmp_path / "train.log").read_text()
+    lines = [line.split(" - ", 1)[1] for line in log.splitlines() if " - progress: " in line]
+    # every step after the first of the run: 4 steps an epoch, 2 epochs
+    assert [line.split(" loss=")[0] for line in lines] == [f"progress: epoch {1 + (s - 1) // 4}/2 step {s}/8"
+                                                           for s in range(2, 9)]
+    assert all(" sequences/s, about " in line and line.endswith(" left") for line in lines)
+    (projected,) = [line for line in log.splitlines() if "projected wall time: " in line]
+    assert "for the 4 training steps left" in projected  # after the first step and 3 timed ones
+    assert "experiment=quick" not in log  # seconds on the CPU: no warning

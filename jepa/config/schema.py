@@ -124,6 +124,7 @@ class Training:
     eval_every: int = key(above=0)
     gif_every: int = where(minimum=0)
     progress: bool = where()
+    progress_minutes: float = where(above=0)
 
 
 @dataclass

@@ -11,12 +11,18 @@ again on every step: millions of minor page faults, half of the reference's step
   "reuse" when it cannot be built.
 - "system": leave the allocator alone.
 
+Debian's jemalloc and tcmalloc (libjemalloc2, libtcmalloc-minimal4) replace malloc for a whole process
+through LD_PRELOAD, so they can only be chosen where the process starts: the benchmark's `jemalloc` and
+`tcmalloc` modes (jepa.tools.bench) start their process so (preload_library); docs/performance.md compares
+them with the modes above.
+
 The choice holds while a run trains (`cpu_allocator(kind)` is a context manager): launchers, Optuna
 workers and test processes get the C library's allocator back afterwards.
 """
 
 import ctypes
 import ctypes.util
+import glob
 import logging
 from contextlib import contextmanager
 from functools import cache
@@ -25,6 +31,20 @@ from pathlib import Path
 log = logging.getLogger("jepa")
 
 SOURCE = Path(__file__).with_name("caching_allocator.cpp")
+
+# malloc replacements loaded with LD_PRELOAD: their shared libraries, preferred first
+PRELOAD_LIBRARIES = {"jemalloc": ("libjemalloc.so.2",), "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")}
+LIBRARY_DIRS = ("/usr/lib/*-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib", "/lib/*-linux-gnu")
+
+
+def preload_library(kind: str) -> str | None:
+    """The path of the installed library of a PRELOAD_LIBRARIES kind (for LD_PRELOAD), or None."""
+    for name in PRELOAD_LIBRARIES[kind]:
+        for folder in LIBRARY_DIRS:
+            if found := sorted(glob.glob(f"{folder}/{name}")):
+                return found[0]
+    return None
+
 
 # glibc mallopt parameters (malloc.h) and their documented defaults.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3

@@ -25,6 +25,8 @@ modes N times and reports the median ratio with its spread.
 
 A mode joins named options with "+" (BENCH_OPTIONS below), e.g. `fast+compile`; PRESETS name documented
 combinations (`gpu_fast`: the fastest GPU mode candidate).
+`jemalloc` and `tcmalloc` run the mode's process with that malloc loaded through LD_PRELOAD (mode_env; the
+row's `malloc` names what its process had mapped).
 """
 
 import argparse
@@ -46,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..config import ConfigError, compose_config
 from ..config.errors import exit_on_bad_input
 from ..data import epoch_sequences
-from ..performance.cpu_allocator import set_cpu_allocator
+from ..performance.cpu_allocator import PRELOAD_LIBRARIES, preload_library, set_cpu_allocator
 from ..performance.device import resolve_device
 from ..performance.options import apply_numerics
 from ..reference import Reference, copy_weights
@@ -63,8 +65,12 @@ BENCH_OPTIONS = {
     "selective": ["training.activation_checkpointing=selective"],
     "full": ["training.activation_checkpointing=full"],
     "lean": ["training.activation_checkpointing=lean"],
+    "reuse": ["training.cpu_allocator=reuse"],
     "caching": ["training.cpu_allocator=caching"],
     "system_malloc": ["training.cpu_allocator=system"],
+    # malloc replaced in the run's process (LD_PRELOAD, mode_env); torch's own allocator choice left alone
+    "jemalloc": ["training.cpu_allocator=system"],
+    "tcmalloc": ["training.cpu_allocator=system"],
     "fp16": ["training.precision=fp16"],
     "bf16": ["training.precision=bf16"],
     "strict_fp32": ["training.tf32=false"],
@@ -90,6 +96,20 @@ def mode_options(mode: str) -> list[str]:
 
 def mode_overrides(mode: str) -> list[str]:
     return [o for name in mode_options(mode) for o in BENCH_OPTIONS[name]]
+
+
+def mode_env(mode: str) -> dict[str, str]:
+    """Environment of a mode's process: LD_PRELOAD of the malloc replacement it names (jemalloc, tcmalloc).
+    Raises ConfigError where the library is not installed."""
+    kinds = [name for name in mode_options(mode) if name in PRELOAD_LIBRARIES]
+    if not kinds:
+        return {}
+    if len(kinds) > 1:
+        raise ConfigError("--modes", mode, "at most one of jemalloc, tcmalloc")
+    if (path := preload_library(kinds[0])) is None:
+        raise ConfigError("--modes", mode, f"an installed {kinds[0]}: none of {PRELOAD_LIBRARIES[kinds[0]]} found "
+                          "(Debian: apt-get install libjemalloc2 libtcmalloc-minimal4)")
+    return {"LD_PRELOAD": path}
 
 
 def matmul_precision(device: torch.device, precision: str, tf32: bool) -> str:
@@ -246,6 +266,16 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     }
 
 
+def loaded_malloc() -> str:
+    """The malloc replacement mapped into this process (a PRELOAD_LIBRARIES library), else 'libc'."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
+    names = [name for names in PRELOAD_LIBRARIES.values() for name in names]
+    return next((name for name in names if f"/{name}" in maps), "libc")
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -287,7 +317,7 @@ def compare(rows: list[dict]) -> dict:
     return out
 
 
-COLUMNS = ["round", "impl", "mode", "ms_per_step", "seq_per_s", "peak_mb", "tflops_per_s", "matmul_precision",
+COLUMNS = ["round", "impl", "mode", "ms_per_step", "seq_per_s", "peak_mb", "tflops_per_s", "malloc", "matmul_precision",
            "fraction_of_matmul_rate", "first_step_s", "compile_s", "epoch_s", "run_h"]
 SUMMARY_COLUMNS = ["mode", "speedup (median, range)", "memory ratio (median, range)", "max rel. loss diff"]
 
@@ -336,10 +366,11 @@ def run_one(overrides: list[str], impl: str, mode: str, steps: int, warmup: int,
     """One (impl, mode) in its own process; a failure or a timeout comes back as a row with an `error`."""
     cmd = [sys.executable, "-m", "jepa.tools.bench", *overrides, "--impl", impl, "--modes", mode,
            "--steps", str(steps), "--warmup", str(warmup), "--in-process"]
+    env = {**os.environ, **mode_env(mode)} if impl == "ours" else None
     mode = mode if impl == "ours" else "reference"
     start = time.time()
     try:
-        done = run_group(cmd, time_limit, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done = run_group(cmd, time_limit, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     except subprocess.TimeoutExpired:
         return {"impl": impl, "mode": mode, "error": f"timed out after {time_limit:g} s", "wall_s": time.time() - start}
     if done.returncode:
@@ -376,7 +407,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _measure_in_process(args, mode: str) -> int:
     cfg = compose_config([*args.overrides, *mode_overrides(mode)])
-    print(json.dumps(measure(cfg, args.impl, mode, args.steps, args.warmup)))
+    row = measure(cfg, args.impl, mode, args.steps, args.warmup)
+    row["malloc"] = loaded_malloc()
+    print(json.dumps(row))
     return 0
 
 
@@ -394,6 +427,7 @@ def _planned_runs(args, modes: list[str]) -> list[tuple[str, str]]:
     runs += [("ours", mode) for mode in modes] if args.impl != "reference" else []
     for _, mode in runs:
         compose_config([*args.overrides, *mode_overrides(mode)])  # refuse a bad config before any run
+        mode_env(mode)  # and a missing malloc library
     return runs
 
 

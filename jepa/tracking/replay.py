@@ -10,7 +10,7 @@ rollout.gif, and the status, reason and best epoch of results.json. A run whose 
 `running` may be training right now (or waiting to be requeued), so it is skipped; with
 --include-running it is replayed as failed with status `incomplete` (for a job that was killed).
 
-Name, group and tags follow the same rules as the training run's (jepa.tracking.run_identity on
+Name, group, job type and tags follow the same rules as the training run's (jepa.tracking.run_identity on
 config.yaml, .hydra/overrides.yaml and the config's `study`; --study overrides that). --mode offline
 (for tests, or to `wandb sync` later) writes the replay under --dir, by default run_dir/wandb_replay/,
 which is rebuilt on every replay. Why replaying beats `wandb sync` of the offline folders: see
@@ -61,7 +61,8 @@ class Replay:
     def describe(self) -> str:
         epochs = f"epochs {self.records[0]['epoch']}..{self.records[-1]['epoch']}" if self.records else "no epochs"
         return (f"{self.run_dir}: id={self.run_id or '(new)'} {self.entity or '-'}/{self.project} "
-                f"name={self.identity.name} group={self.identity.group} tags={','.join(self.identity.tags)} "
+                f"name={self.identity.name} group={self.identity.group} job_type={self.identity.job_type} "
+                f"tags={','.join(self.identity.tags)} "
                 f"{epochs} ({len(self.records)} records) gif={'yes' if self.gif else 'no'} status={self.status}")
 
 
@@ -142,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="+", type=pathlib.Path, help="run folders or sweep folders")
     parser.add_argument("--project", help="wandb project (default: logging.project of each run's config)")
     parser.add_argument("--entity", help="wandb entity (default: logging.entity of each run's config)")
-    parser.add_argument("--study", help="study (sweep) name for group and tags (default: the config's study)")
+    parser.add_argument("--study", help="study (sweep) name for job type and tags (default: the config's study)")
     parser.add_argument("--mode", choices=("online", "offline"), default="online",
                         help="online uploads now; offline writes a local run to `wandb sync` later")
     parser.add_argument("--dir", type=pathlib.Path, help=f"where wandb writes (default: run_dir/{REPLAY_DIR})")

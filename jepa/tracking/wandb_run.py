@@ -12,12 +12,14 @@ What a run shows in wandb
 - config: the resolved config; history: every metrics.jsonl key (losses, AP per horizon, mAP, baselines,
   probes, timings) at step = epoch, `epoch` and `global_step` included, nulls left out; `rollout`: the
   rollout animation; summary: `status` (done | failed) and `reason`.
-- name: the configuration without the seed, so the seeds of one configuration share a name, e.g.
+- group: the configuration without the seed, so wandb draws the seeds of one configuration as one band, e.g.
   `steps=4,cov=100,std=10,lr=0.001,bs=16,experiment=quick`: the five hyperparameters of NAME_KEYS from
   the resolved config, then the run's other Hydra overrides (run_dir/.hydra/overrides.yaml), sorted,
   leaving out what does not identify a configuration (jepa.config.identity: the seed, the study, where
   and how a run executes).
-- group: the study (sweep) name, else the name. tags: logging.tags, `seed=<seed>`, `study=<study>`.
+- name: the configuration, then `seed=<seed>`. job_type: the study (sweep) name, none outside a study.
+- tags: logging.tags, `seed=<seed>`, `study=<study>`, `config=<configuration>` (a tag over wandb's 64
+  characters keeps its first 57 and a hash of the whole, so two configurations never share a tag).
 - logging.name / logging.group set explicitly win over these rules.
 
 The GIF is logged as `wandb.Video(path, format="gif")`: built from a file path, wandb.Video only copies
@@ -67,6 +69,7 @@ training; if wandb cannot start, the run trains without it and can be replayed l
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import pathlib
@@ -102,6 +105,7 @@ class RunIdentity:
     name: str
     group: str
     tags: tuple[str, ...]
+    job_type: str | None = None
 
 
 def make_tracker(logging_cfg, run_dir: pathlib.Path, config: dict, study: str | None = None):
@@ -217,21 +221,33 @@ def start_run(*, mode: str, wandb_dir: pathlib.Path, run_id: str, project: str |
     wandb_dir.mkdir(parents=True, exist_ok=True)
     return wandb.init(
         mode=mode, dir=wandb_dir, id=run_id, resume="allow", project=project, entity=entity,
-        name=identity.name, group=identity.group, tags=list(identity.tags), config=config,
+        name=identity.name, group=identity.group, job_type=identity.job_type, tags=list(identity.tags),
+        config=config,
         settings=wandb.Settings(**{key: value for key, value in wanted.items() if key in known}),
     )
 
 
 def run_identity(logging_cfg, run_dir: pathlib.Path, config: dict, study: str | None) -> RunIdentity:
-    """Name, group and tags of a run (rules in the module docstring); study defaults to config['study']."""
+    """Name, group, job type and tags of a run (rules in the module docstring); study defaults to
+    config['study']."""
     logging_cfg = _plain(logging_cfg)
     study = study or config.get("study")
-    name = logging_cfg.get("name") or run_name(run_dir, config)
-    tags = [*(logging_cfg.get("tags") or []), f"seed={config.get('seed')}"]
+    configuration, seed = run_name(run_dir, config), config.get("seed")
+    tags = [*(logging_cfg.get("tags") or []), f"seed={seed}"]
     if study:
         tags.append(f"study={study}")
-    unique = dict.fromkeys(str(tag)[:64] for tag in tags)  # wandb refuses tags over 64 characters
-    return RunIdentity(name=name, group=logging_cfg.get("group") or study or name, tags=tuple(unique))
+    tags.append(f"config={configuration}")
+    unique = dict.fromkeys(wandb_tag(str(tag)) for tag in tags)
+    return RunIdentity(name=logging_cfg.get("name") or f"{configuration},seed={seed}",
+                       group=logging_cfg.get("group") or configuration, tags=tuple(unique),
+                       job_type=str(study) if study else None)
+
+
+def wandb_tag(tag: str) -> str:
+    """The tag within wandb's 64 characters: a longer one keeps its first 57 and 6 hex digits of its hash."""
+    if len(tag) <= 64:
+        return tag
+    return f"{tag[:57]}~{hashlib.sha256(tag.encode()).hexdigest()[:6]}"
 
 
 def run_name(run_dir: pathlib.Path, config: dict) -> str:

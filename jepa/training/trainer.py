@@ -22,6 +22,7 @@ from . import epoch_eval
 from .environment import rng_state, seed_everything, set_rng_state
 from .learner import Learner
 from .progress import Progress
+from .progress_log import ProgressLog
 from .start import Start, resume_point
 
 log = logging.getLogger("jepa")
@@ -127,6 +128,9 @@ class Trainer:
             self.progress.count_restart(start.previous)
             self.started = start.previous.get("started") or self.started
         self.folder.write_results(self.results(RUNNING))
+        steps_per_epoch = math.ceil(len(self.train_ds) / self.cfg.data.batch_size)
+        self.progress_log = ProgressLog(self.cfg.training.progress_minutes, steps_per_epoch * self.cfg.training.epochs,
+                                        self.cfg.training.epochs, self.device.type)
         try:
             while self.progress.epoch < self.cfg.training.epochs:
                 self.run_epoch()
@@ -160,10 +164,12 @@ class Trainer:
                    leave=False, desc=f"epoch {epoch_index + 1}/{cfg.training.epochs}",
                    disable=None if cfg.training.progress else True)
         start, sequences = time.monotonic(), 0
+        self.progress_log.lines = bool(bar.disable)  # no bar (no terminal): log lines instead
         for video, labels in bar:
             values = finite_values(self.train_step(video, labels), epoch_index + 1, p.global_step + 1)
             p.add_step(values)
             sequences += len(video)
+            self.progress_log.step(epoch_index + 1, p.global_step, values["loss"], len(video))
             bar.set_postfix(loss=f"{values['loss']:.3f}", pred=f"{values['pred']:.3f}", vc=f"{values['vc']:.3f}")
             if self.stop_requested:
                 self.save()
