@@ -306,10 +306,11 @@ def test_checkpoints_hold_only_plain_types_and_restore_every_generator(tiny_cfg,
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
 
 
-@pytest.mark.parametrize("content", ["{x", '{"status": "done"}', "[]", ""])
-def test_an_unreadable_results_json_is_named_not_a_crash(tmp_path, content):
-    """An unreadable or wrongly shaped results.json is reported with its path and the fix by every reader:
-    the status tool lists the run as a problem instead of crashing."""
+@pytest.mark.parametrize("content", ["{x", '{"status": "done"}', "[]", "", '{"status": "running", "resumed": "3"}',
+                                     '{"status": 5}', '{"status": "failed", "epochs_completed": [1]}'])
+def test_an_unreadable_results_json_is_named_not_a_crash(tmp_path, capsys, content):
+    """An unreadable, wrongly shaped or wrongly typed results.json is reported with its path and the fix by
+    every reader: the status tool lists the run as a problem instead of crashing."""
     run = tmp_path / "sweep" / "a_run"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("seed: 1\n")
@@ -318,6 +319,8 @@ def test_an_unreadable_results_json_is_named_not_a_crash(tmp_path, content):
         RunFolder(run).read_results()
     [state] = sweep_states(tmp_path / "sweep")
     assert state.state == "failed" and str(run / "results.json") in state.reason
+    assert status_main(["status", str(tmp_path / "sweep")]) == 0
+    assert "1 runs: 1 failed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("content", ["{not json", "", "[]", "{}", '{"runs": {"a_run": 5}}'])
@@ -354,10 +357,12 @@ def test_a_sweep_over_an_unreadable_manifest_is_refused_before_any_run_starts(tm
     assert (tmp_path / "manifest.json").read_text() == "{not json"
 
 
-def test_a_run_restarted_over_an_unreadable_results_json_rebuilds_it(tiny_cfg, tmp_path):
-    """Starting a run again over an unreadable results.json warns and rebuilds it from the checkpoint."""
+@pytest.mark.parametrize("content", ["{x", '{"status": "running", "resumed": "3"}', '{"status": 5}'])
+def test_a_run_restarted_over_an_unreadable_results_json_rebuilds_it(tiny_cfg, tmp_path, content):
+    """Starting a run again over an unreadable or wrongly typed results.json warns and rebuilds it from the
+    checkpoint."""
     checkpoint_at(tiny_cfg(), tmp_path)
-    (tmp_path / "results.json").write_text("{x")
+    (tmp_path / "results.json").write_text(content)
     done = train(tiny_cfg(), tmp_path)
     assert done["status"] == "done" and results(tmp_path)["epochs_completed"] == 2
 

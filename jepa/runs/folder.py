@@ -26,12 +26,31 @@ class CheckpointError(RunFolderError):
     """checkpoints/last.pt cannot be loaded (truncated, not a checkpoint, another model's, unsafe)."""
 
 
+_NUMBER = (int, float)
+FIELD_TYPES = {  # results.json's fields (docs/run_folder.md) and the types they may hold when present
+    "reason": (str,), "seed": (int,), "epochs": (int,), "epochs_completed": (int,), "global_step": (int,),
+    "final": (dict,), "best": (dict,), "wall_time_s": _NUMBER, "started": (str,), "finished": (str,),
+    "resumed": (int,), "device": (str,),
+}
+
+
+def _wrongly_typed(results: dict) -> str | None:
+    """The first field of results.json holding a value of the wrong type (`"resumed": "3"`), else None."""
+    for key, types in FIELD_TYPES.items():
+        value = results.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            return f"{key} {value!r} is not {' or '.join(t.__name__ for t in types)}"
+    return None
+
+
 def results_problem(results: Any) -> str | None:
     """What is wrong with the content of a results.json, or None when it has the shape every tool reads."""
     if not isinstance(results, dict):
         return f"a JSON {type(results).__name__}, not an object"
     if results.get("status") not in STATUSES:
         return f"status {results.get('status')!r} is not one of {', '.join(STATUSES)}"
+    if (wrong := _wrongly_typed(results)) is not None:
+        return wrong
     if results["status"] == DONE and not (isinstance(results.get("epochs_completed"), int)
                                           and isinstance(results.get("final"), dict)):
         return "status done without epochs_completed and final"
