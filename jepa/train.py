@@ -6,11 +6,13 @@ maximise. The training itself is jepa.training.
 
 Exit codes: 0 done; 1 the run failed (results.json says why); 2 a bad value, override or run folder, refused
 before any work (one line on stderr); 3 the run folder is being trained by another live process (untouched);
-128 + N stopped by signal N after a checkpoint (start it again to resume).
+128 + N stopped by signal N after a checkpoint (start it again to resume): 143 SIGTERM, 130 Ctrl-C
+(SIGINT; a second Ctrl-C stops at once, keeping the last checkpoint).
 """
 
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -26,6 +28,7 @@ from .config.identity import register_resolvers
 from .config.resources import conf_dir
 from .runs import RunFolderError, RunLocked
 from .training import NonFiniteLoss, StopRequested, train
+from .training.trainer import INTERRUPTED
 
 log = logging.getLogger("jepa")
 register_resolvers()
@@ -69,6 +72,9 @@ def main(cfg: DictConfig) -> float | None:
             raise  # the study launcher decides: requeue on the time limit, stop the sweep otherwise
         log.warning("%s", exc)
         raise RunExit(128 + exc.signum) from None
+    except KeyboardInterrupt:  # a second Ctrl-C: results.json says how to resume
+        print(f"run interrupted: {INTERRUPTED}", file=sys.stderr)
+        raise RunExit(128 + signal.SIGINT) from None
     except Exception:
         if multirun:
             raise  # the study launcher records it with the run and goes on
@@ -110,6 +116,9 @@ def cli() -> None:
         main()
     except RunExit:
         raise
+    except KeyboardInterrupt:  # Ctrl-C before the run started (composing the config, loading torch)
+        print("interrupted before the run started", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
     except SystemExit as exc:
         if exc.code == 1:  # Hydra composing the config, before any run
             raise SystemExit(EXIT_CONFIG) from None

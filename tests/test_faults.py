@@ -515,12 +515,12 @@ def test_a_sweep_skips_a_run_another_process_is_training(tmp_path):
 
 # ==================================================================== kill points (signals)
 
-STOP_SIGNALS = [s for s in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2") if hasattr(signal, s)]
+STOP_SIGNALS = [s for s in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGINT") if hasattr(signal, s)]
 
 
 @pytest.mark.parametrize("name", STOP_SIGNALS)
 def test_a_terminating_signal_ends_in_a_checkpoint_and_a_recorded_reason(tiny_cfg, tmp_path, monkeypatch, name):
-    """SIGTERM (scancel, preemption), SIGHUP, SIGUSR1 and SIGUSR2 make a run checkpoint at the step it
+    """SIGTERM (scancel, preemption), SIGHUP, SIGUSR1, SIGUSR2 and SIGINT (Ctrl-C) make a run checkpoint at the step it
     reached and record `running` with the signal's name as the reason; the handlers are restored after."""
     sig = getattr(signal, name)
     real_step = jepa.training.trainer.Trainer.train_step
@@ -557,6 +557,51 @@ def test_sigterm_to_the_app_checkpoints_exits_143_and_resumes(tmp_path):
     saved = results(tmp_path)
     assert saved["status"] == "running" and "SIGTERM" in saved["reason"]
     assert (tmp_path / "checkpoints" / "last.pt").exists() and not (tmp_path / ".lock").exists()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert results(tmp_path)["status"] == "done" and results(tmp_path)["resumed"] == 1
+
+
+def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    """A second SIGINT before the first one's checkpoint stops the run at once: no traceback of a failure,
+    results.json says running (resumable) and why, and the handlers are restored after."""
+    real_step = jepa.training.trainer.Trainer.train_step
+
+    def step_then_two_interrupts(self, video, labels):
+        out = real_step(self, video, labels)
+        if self.global_step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(jepa.training.trainer.Trainer, "train_step", step_then_two_interrupts)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(), tmp_path)
+    assert signal.getsignal(signal.SIGINT) == before
+    saved = results(tmp_path)
+    assert saved["status"] == "running" and "second SIGINT" in saved["reason"]
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_app_checkpoints_exits_130_in_one_line_and_resumes(tmp_path):
+    """Ctrl-C (SIGINT) to a training app: it checkpoints at the step reached, records `running` stopped by
+    SIGINT, exits 128+2 with no traceback, and the same command resumes it to done."""
+    cmd = [sys.executable, "-m", "jepa.train", *TINY, "training.epochs=1", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "results.json").exists():  # training has started
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
+    assert "stopped by SIGINT at epoch 1" in out + err
+    saved = results(tmp_path)
+    assert saved["status"] == "running" and "SIGINT" in saved["reason"]
+    assert RunFolder(tmp_path).load_checkpoint()["global_step"] == saved["global_step"] > 0
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert results(tmp_path)["status"] == "done" and results(tmp_path)["resumed"] == 1

@@ -76,17 +76,26 @@ STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "
                      if s is not None)
 
 
+def interrupt(signum, frame) -> None:
+    """SIGINT (Ctrl-C): the first requests a checkpointed stop like SIGTERM; a second, before that stop is
+    reached, stops at once (KeyboardInterrupt: the run keeps its last checkpoint)."""
+    if _Stop.requested and _Stop.signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    request_stop(signum, frame)
+
+
 @contextmanager
 def stop_on_signals():
-    """While the block runs, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 request a checkpointed stop; the previous
-    handlers are restored after. SIGUSR2 is left to a handler already set (in a study launcher's job it is the
+    """While the block runs, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 and SIGINT (Ctrl-C; a second one stops at once)
+    request a checkpointed stop; the previous handlers are restored after. SIGUSR2 is left to a handler already set (in a study launcher's job it is the
     time-limit signal: checkpoint, then requeue). SIGTERM replaces submitit's, which ignores it: on scancel or
     a preemption the run checkpoints and records why, and the job ends without requeueing itself (SLURM's own
     requeue or a sweep relaunch resumes it). Only the main thread can set handlers: elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    signal.signal(signal.SIGINT, interrupt)
     for sig in STOP_SIGNALS:
         current = signal.getsignal(sig)
         if sig == getattr(signal, "SIGUSR2", None) and current not in (signal.SIG_DFL, None):
