@@ -149,6 +149,38 @@ def test_the_app_refuses_a_changed_resume_and_leaves_the_folder_as_it_was(tmp_pa
     assert {p: p.read_bytes() for p in kept} == kept
 
 
+def test_a_restart_before_any_checkpoint_under_a_changed_config_is_refused_or_recorded(tiny_cfg, tmp_path):
+    """A run whose first start failed before its first checkpoint (config.yaml written, no checkpoint),
+    started again with another value, is refused with `key: old -> new` like a changed resume, config.yaml
+    kept; with training.allow_config_change=true it trains and the change is in config_changes.jsonl."""
+    folder = RunFolder(tmp_path)
+    folder.write_config(tiny_cfg("optim.lr=0.01"))
+    folder.write_results({"status": "failed", "reason": "NonFiniteLoss: nan", "resumed": 0})
+    kept = folder.config.read_bytes()
+    with pytest.raises(ConfigError, match=r"optim.lr: 0.01 -> 0.001.*allow_config_change=true"):
+        train(tiny_cfg(), tmp_path)
+    assert folder.config.read_bytes() == kept and not (tmp_path / "config_changes.jsonl").exists()
+    done = train(tiny_cfg("training.allow_config_change=true"), tmp_path)
+    assert done["status"] == "done" and done["resumed"] == 1
+    [change] = [json.loads(x) for x in (tmp_path / "config_changes.jsonl").read_text().splitlines()]
+    assert change["changes"] == {"optim.lr": [0.01, 0.001]} and change["global_step"] == 0
+
+
+@pytest.mark.slow
+def test_the_app_refuses_a_changed_restart_of_a_diverged_run(tmp_path):
+    """A run that went NaN before its first checkpoint, started again in its folder with another optim.lr,
+    exits 2 with one line saying what changed; config.yaml and results.json still describe the failed start."""
+    cmd = [sys.executable, "-m", "jepa.train", *TINY, "training.epochs=1", f"hydra.run.dir={tmp_path}"]
+    first = subprocess.run([*cmd, "optim.lr=1e30"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 1, first.stderr
+    kept = {p: p.read_bytes() for p in (tmp_path / "config.yaml", tmp_path / "results.json")}
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2, again.stderr
+    [line] = again.stderr.strip().splitlines()
+    assert "optim.lr: 1e+30 -> 0.001" in line and "training.allow_config_change=true" in line
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
 @pytest.mark.slow
 def test_the_app_records_a_diverged_run_as_failed_and_says_so_in_one_line(tmp_path):
     """A run whose loss turns NaN exits 1 with one line naming the step and the record (no traceback), and its
