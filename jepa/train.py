@@ -19,11 +19,13 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from .config import ConfigError
-from .config.errors import EXIT_CONFIG, RunExit
+from .config.errors import EXIT_CONFIG, RunExit, hydra_refusal
 from .config.identity import register_resolvers
 from .config.resources import conf_dir
 from .runs import RunFolderError, RunLocked
@@ -112,10 +114,17 @@ def cli() -> None:
     an unknown key) exiting 2 like every other bad value rather than Hydra's 1. The project's own exits
     (RunExit) keep their code."""
     _check_run_dir(sys.argv[1:])
+    full_error = os.environ.get("HYDRA_FULL_ERROR")  # set by the user: Hydra's own report, with its traceback
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here rather than printing them
     try:
         main()
     except RunExit:
         raise
+    except (HydraException, OmegaConfBaseException) as exc:  # composing the config, before any run
+        if full_error == "1":
+            raise
+        print(f"configuration error: {hydra_refusal(exc)}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
     except KeyboardInterrupt:  # Ctrl-C before the run started (composing the config, loading torch)
         print("interrupted before the run started", file=sys.stderr)
         raise SystemExit(128 + signal.SIGINT) from None
@@ -126,6 +135,11 @@ def cli() -> None:
     except ValueError as exc:  # Hydra's refusal of its own flags (`-m` with `--cfg`), before any run
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    finally:
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
 
 
 if __name__ == "__main__":

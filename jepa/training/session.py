@@ -87,10 +87,11 @@ def interrupt(signum, frame) -> None:
 @contextmanager
 def stop_on_signals():
     """While the block runs, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 and SIGINT (Ctrl-C; a second one stops at once)
-    request a checkpointed stop; the previous handlers are restored after. SIGUSR2 is left to a handler already set (in a study launcher's job it is the
-    time-limit signal: checkpoint, then requeue). SIGTERM replaces submitit's, which ignores it: on scancel or
-    a preemption the run checkpoints and records why, and the job ends without requeueing itself (SLURM's own
-    requeue or a sweep relaunch resumes it). Only the main thread can set handlers: elsewhere this does nothing."""
+    request a checkpointed stop; the previous handlers are restored after. SIGUSR2 is left to a handler already
+    set (in a study launcher's job it is the time-limit signal: checkpoint, then requeue). SIGTERM replaces
+    submitit's, which ignores it: on scancel or a preemption the run checkpoints and records why, and the job
+    ends without requeueing itself (SLURM's own requeue or a sweep relaunch resumes it). Only the main thread
+    can set handlers: elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
