@@ -644,3 +644,41 @@ def test_ctrl_c_to_the_app_checkpoints_exits_130_in_one_line_and_resumes(tmp_pat
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert results(tmp_path)["status"] == "done" and results(tmp_path)["resumed"] == 1
+
+
+# ==================================================================== a full disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB file system (tmpfs) of its own: room for one tiny checkpoint, not for the next one beside it.
+    Mounting needs root; elsewhere the test is skipped (the machine's own disk is not for filling)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_the_run_in_one_line_with_the_space_needed_and_it_resumes(small_disk):
+    """A checkpoint that no longer fits on the disk ends the run with exit 1 and one line naming the run
+    folder, the space its checkpoint needs and what is free; results.json says failed with that reason, the
+    last good checkpoint is intact, and the same command resumes from it once there is space."""
+    run = small_disk / "run"
+    cmd = [sys.executable, "-m", "jepa.train", *TINY, "training.epochs=2", f"hydra.run.dir={run}"]
+    full = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 1, full.stderr
+    [line] = full.stderr.strip().splitlines()
+    assert line.startswith(f"run failed: disk full: {run} needs about 0.6 MiB free to write its next checkpoint")
+    assert "MiB is free now; its last checkpoint is intact" in line and "start the same command again" in line
+    saved = results(run)
+    assert saved["status"] == "failed" and saved["reason"].startswith("disk full: ")
+    assert RunFolder(run).load_checkpoint()["epoch"] == 1
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert results(run)["status"] == "done" and results(run)["resumed"] == 1

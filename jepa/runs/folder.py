@@ -1,7 +1,9 @@
 """Reading and writing a run folder (layout in docs/run_folder.md). Every write is atomic."""
 
+import errno
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..atomic_write import atomic_write
-from .status import DONE, INVALID, STATUSES
+from .status import DONE, FAILED, INVALID, STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,25 @@ CONFIG_CHANGES = "config_changes.jsonl"  # one line per resume that changed the 
 
 class RunFolderError(RuntimeError):
     """A file of a run folder that cannot be read. The message names the file and the way out."""
+
+
+class DiskFull(RunFolderError):
+    """A write to a run folder failed for want of space (ENOSPC, a quota). The message says how much is needed."""
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether exc, or an error it was raised from (torch.save's RuntimeError wraps the OSError), is ENOSPC."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 class CheckpointError(RunFolderError):
@@ -196,6 +217,19 @@ class RunFolder:
                  "status": status, "reason": reason}
         self.write_results(ended)
         return ended
+
+    def disk_full(self, needed: int) -> DiskFull:
+        """The error ending a run whose folder's disk is full, recorded in results.json (failed) when it fits.
+        needed: the bytes a checkpoint takes (the last one's size, or an estimate)."""
+        kept = "its last checkpoint is intact" if self.checkpoint.is_file() else "it has no checkpoint yet"
+        reason = (f"disk full: {self.path} needs about {_mb(needed)} free to write its next checkpoint, "
+                  f"{_mb(shutil.disk_usage(self.path).free)} is free now; {kept}: free space and start the same "
+                  "command again to resume")
+        try:
+            self.record_end(FAILED, reason)
+        except OSError as exc:
+            reason += f" ({self.results} could not be written either: {exc.strerror or exc})"
+        return DiskFull(reason)
 
     def save_checkpoint(self, state: dict) -> None:
         import torch  # only checkpoints need torch: status, analysis and replay read folders without it
