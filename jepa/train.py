@@ -85,6 +85,18 @@ def main(cfg: DictConfig) -> float | None:
     return (results.get("final") or {}).get("val/mAP")
 
 
+_created: list[Path] = []  # the folders _check_run_dir made, deepest first
+
+
+def _remove_created() -> None:
+    """A start refused before any run leaves no folder it made behind (those still empty)."""
+    for path in _created:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
 def _check_run_dir(argv: list[str]) -> None:
     """A `hydra.run.dir=` or `hydra.sweep.dir=` that cannot hold run folders (under a file, in /proc,
     read-only) is a bad value.
@@ -96,6 +108,7 @@ def _check_run_dir(argv: list[str]) -> None:
             if key == "hydra.run.dir" and (path / ".hydra").is_dir():
                 _hydra_files.update({p: p.read_bytes() for p in (path / ".hydra").glob("*.yaml") if p.is_file()})
             try:
+                _created.extend(p for p in (path, *path.parents) if not p.exists())  # deepest first
                 path.mkdir(parents=True, exist_ok=True)
                 if not os.access(path, os.W_OK | os.X_OK):
                     raise PermissionError("not writable")
@@ -106,6 +119,7 @@ def _check_run_dir(argv: list[str]) -> None:
                 reason = exc.strerror or str(exc)
                 print(f"configuration error: {key}={str(path)!r} is invalid: the folder cannot be created or "
                       f"written ({reason})", file=sys.stderr)
+                _remove_created()
                 raise SystemExit(EXIT_CONFIG) from None
 
 
@@ -124,16 +138,19 @@ def cli() -> None:
         if full_error == "1":
             raise
         print(f"configuration error: {hydra_refusal(exc)}", file=sys.stderr)
+        _remove_created()
         raise SystemExit(EXIT_CONFIG) from None
     except KeyboardInterrupt:  # Ctrl-C before the run started (composing the config, loading torch)
         print("interrupted before the run started", file=sys.stderr)
         raise SystemExit(128 + signal.SIGINT) from None
     except SystemExit as exc:
         if exc.code == 1:  # Hydra composing the config, before any run
+            _remove_created()
             raise SystemExit(EXIT_CONFIG) from None
         raise
     except ValueError as exc:  # Hydra's refusal of its own flags (`-m` with `--cfg`), before any run
         print(f"configuration error: {exc}", file=sys.stderr)
+        _remove_created()
         raise SystemExit(EXIT_CONFIG) from None
     finally:
         if full_error is None:

@@ -244,6 +244,7 @@ def test_run_folder_names_stay_inside_the_sweep_folder(tmp_path, override):
     (["data=generatd"], "data='generatd' is invalid: did you mean generated? the options of data are "),
     (["model=nosuchmodel"], "configuration error: model='nosuchmodel' is invalid: the options of model are"),
     (["training.epochs=["], "configuration error: no viable alternative at input '['"),  # override syntax
+    (["hydra.run.dir={tmp}/new/a;b$(x)"], "configuration error: LexerNoViableAltException: hydra.run.dir="),
     (["hydra.run.dir=/proc/self/run"], "configuration error: hydra.run.dir"),  # a folder that cannot be made
     (["hydra.run.dir={tmp}/a_file/run"], "configuration error: hydra.run.dir"),  # ... under a file
     (["-m", "hydra.sweep.dir={tmp}/a_file/sweep"], "configuration error: hydra.sweep.dir"),  # a sweep's
@@ -260,6 +261,7 @@ def test_the_app_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path, args, 
     assert proc.returncode == 2, proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert first_line in line and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "new").exists()  # a refused start leaves no folder it made
 
 
 def test_the_app_refuses_hydra_flags_that_exclude_each_other_with_exit_2():
@@ -429,6 +431,20 @@ def test_restarts_that_die_before_their_first_checkpoint_still_count(tiny_cfg, t
                                        "started": "2026-01-01T00:00:00+00:00"})
     done = train(tiny_cfg(), tmp_path)
     assert done["resumed"] == 3 and done["wall_time_s"] >= 100 and done["started"].startswith("2026-01-01")
+
+
+def test_a_start_killed_during_data_set_up_still_counts(tiny_cfg, tmp_path):
+    """A restart SIGKILLed while it builds its data sets, before the trainer writes anything, is counted in
+    `resumed` by the next start."""
+    checkpoint_at(tiny_cfg(), tmp_path, epoch=1)
+    killed = ("import os, signal, sys; import jepa.training.trainer as t; from jepa.training import train; "
+              "from tests.conftest import TINY; from jepa.config import compose_config; "
+              "t.build_datasets = lambda *a: os.kill(os.getpid(), signal.SIGKILL); "
+              f"train(compose_config(TINY), {str(tmp_path)!r})")
+    proc = subprocess.run([sys.executable, "-c", killed], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    done = train(tiny_cfg(), tmp_path)
+    assert done["status"] == "done" and done["resumed"] == 2
 
 
 def test_temporary_files_of_interrupted_writes_are_removed_at_start(tiny_cfg, tmp_path):

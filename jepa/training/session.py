@@ -20,7 +20,7 @@ from ..performance import cpu_allocator
 from ..performance.device import resolve_device
 from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, is_disk_full, read_metrics
 from ..tracking import make_tracker
-from .start import SKIP, decide_start
+from .start import SKIP, decide_start, record_start
 from .trainer import Trainer
 
 log = logging.getLogger("jepa")
@@ -173,6 +173,7 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
             trainer = None
             try:
                 folder.write_config(cfg)
+                record_start(folder, start)  # counted before the data set-up, which a kill may interrupt
                 config = OmegaConf.to_container(cfg, resolve=True)
                 trainer = Trainer(cfg, run_dir)
                 trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError
 from ..config.identity import identifies
 from ..config.schema import same_value
-from ..runs import FAILED, CheckpointError, RunFolder, is_done
+from ..runs import FAILED, RUNNING, CheckpointError, RunFolder, is_done
 
 EPOCHS = "training.epochs"
 SWITCH = "training.allow_config_change"
@@ -191,3 +191,15 @@ def decide_start(cfg: DictConfig, folder: RunFolder, load: bool = True) -> Start
         resumes = cfg.training.resume is True and folder.checkpoint.is_file()
         return Start(RESUME if resumes else START, previous)
     return resume_point(cfg, folder)
+
+
+def record_start(folder: RunFolder, start: Start) -> None:
+    """Write results.json (running) as a start begins, before the data set-up, so that a start killed before
+    the trainer writes its own record still counts in `resumed` (the next start counts from this one)."""
+    previous = start.previous or {}
+    restarts = [(previous.get("resumed") or 0) + 1] if start.previous is not None else [0]
+    if start.checkpoint is not None and isinstance(start.checkpoint.get("resumed"), int):
+        restarts.append(start.checkpoint["resumed"] + 1)
+    folder.write_results({**previous, "status": RUNNING, "reason": None, "resumed": max(restarts),
+                          "started": previous.get("started") or datetime.now(timezone.utc).isoformat(
+                              timespec="seconds")})
