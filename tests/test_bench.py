@@ -62,7 +62,7 @@ def test_presets_expand_to_their_options():
     (["--repeat", "0"], "--repeat=0 is invalid: an integer >= 1"),
     (["--time-limit", "-1"], "--time-limit=-1.0 is invalid"),
     (["--out", "DIR"], "--out='DIR' is invalid: a file in an existing folder"),
-    (["model.hencc=3"], "Could not override 'model.hencc'"),
+    (["model.hencc=3"], "model.hencc is not a key of the config: did you mean model.henc"),
     (["training.epochs=-1"], "training.epochs=-1 is invalid"),
 ])
 def test_bench_refuses_bad_arguments_before_any_run(tmp_path, capsys, args, says):

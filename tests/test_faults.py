@@ -149,6 +149,38 @@ def test_the_app_refuses_a_changed_resume_and_leaves_the_folder_as_it_was(tmp_pa
     assert {p: p.read_bytes() for p in kept} == kept
 
 
+def test_a_restart_before_any_checkpoint_under_a_changed_config_is_refused_or_recorded(tiny_cfg, tmp_path):
+    """A run whose first start failed before its first checkpoint (config.yaml written, no checkpoint),
+    started again with another value, is refused with `key: old -> new` like a changed resume, config.yaml
+    kept; with training.allow_config_change=true it trains and the change is in config_changes.jsonl."""
+    folder = RunFolder(tmp_path)
+    folder.write_config(tiny_cfg("optim.lr=0.01"))
+    folder.write_results({"status": "failed", "reason": "NonFiniteLoss: nan", "resumed": 0})
+    kept = folder.config.read_bytes()
+    with pytest.raises(ConfigError, match=r"optim.lr: 0.01 -> 0.001.*allow_config_change=true"):
+        train(tiny_cfg(), tmp_path)
+    assert folder.config.read_bytes() == kept and not (tmp_path / "config_changes.jsonl").exists()
+    done = train(tiny_cfg("training.allow_config_change=true"), tmp_path)
+    assert done["status"] == "done" and done["resumed"] == 1
+    [change] = [json.loads(x) for x in (tmp_path / "config_changes.jsonl").read_text().splitlines()]
+    assert change["changes"] == {"optim.lr": [0.01, 0.001]} and change["global_step"] == 0
+
+
+@pytest.mark.slow
+def test_the_app_refuses_a_changed_restart_of_a_diverged_run(tmp_path):
+    """A run that went NaN before its first checkpoint, started again in its folder with another optim.lr,
+    exits 2 with one line saying what changed; config.yaml and results.json still describe the failed start."""
+    cmd = [sys.executable, "-m", "jepa.train", *TINY, "training.epochs=1", f"hydra.run.dir={tmp_path}"]
+    first = subprocess.run([*cmd, "optim.lr=1e30"], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 1, first.stderr
+    kept = {p: p.read_bytes() for p in (tmp_path / "config.yaml", tmp_path / "results.json")}
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2, again.stderr
+    [line] = again.stderr.strip().splitlines()
+    assert "optim.lr: 1e+30 -> 0.001" in line and "training.allow_config_change=true" in line
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
 @pytest.mark.slow
 def test_the_app_records_a_diverged_run_as_failed_and_says_so_in_one_line(tmp_path):
     """A run whose loss turns NaN exits 1 with one line naming the step and the record (no traceback), and its
@@ -205,14 +237,21 @@ def test_run_folder_names_stay_inside_the_sweep_folder(tmp_path, override):
 @pytest.mark.slow
 @pytest.mark.parametrize("args, first_line", [
     (["training.epochs=0"], "configuration error: training.epochs=0"),  # a bad value (jepa.config.validate)
-    (["notakey=1"], "notakey"),  # Hydra refuses the override while composing (its own message)
-    (["model=nosuchmodel"], "model/nosuchmodel"),  # an unknown config group option (Hydra's message)
+    (["notakey=1"], "configuration error: notakey is not a key of the config: the top-level keys are data,"),
+    (["training.foo=1"], "training.foo is not a key of the config: the keys of training are epochs, device,"),
+    (["trainin.epochs=2"], "trainin is not a key of the config: did you mean training? the top-level keys"),
+    (["experiment=quik"], "experiment='quik' is invalid: did you mean quick? the options of experiment are "),
+    (["data=generatd"], "data='generatd' is invalid: did you mean generated? the options of data are "),
+    (["model=nosuchmodel"], "configuration error: model='nosuchmodel' is invalid: the options of model are"),
+    (["training.epochs=["], "configuration error: no viable alternative at input '['"),  # override syntax
+    (["hydra.run.dir={tmp}/new/a;b$(x)"], "configuration error: LexerNoViableAltException: hydra.run.dir="),
     (["hydra.run.dir=/proc/self/run"], "configuration error: hydra.run.dir"),  # a folder that cannot be made
     (["hydra.run.dir={tmp}/a_file/run"], "configuration error: hydra.run.dir"),  # ... under a file
     (["-m", "hydra.sweep.dir={tmp}/a_file/sweep"], "configuration error: hydra.sweep.dir"),  # a sweep's
 ])
 def test_the_app_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path, args, first_line):
-    """Every bad value, override or run folder exits 2, its first line naming the problem, no traceback."""
+    """Every bad value, override, config group option or run folder exits 2 with one line naming the problem
+    and what is valid (the closest names, a group's options), no traceback."""
     (tmp_path / "a_file").write_text("")
     args = [a.format(tmp=tmp_path) for a in args]
     if not any(a.startswith("hydra.run.dir") for a in args):
@@ -220,7 +259,9 @@ def test_the_app_refuses_bad_input_with_exit_2_and_no_traceback(tmp_path, args, 
     proc = subprocess.run([sys.executable, "-m", "jepa.train", *TINY, *args], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert first_line in proc.stderr.strip().splitlines()[0] and "Traceback" not in proc.stderr, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert first_line in line and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "new").exists()  # a refused start leaves no folder it made
 
 
 def test_the_app_refuses_hydra_flags_that_exclude_each_other_with_exit_2():
@@ -306,10 +347,11 @@ def test_checkpoints_hold_only_plain_types_and_restore_every_generator(tiny_cfg,
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
 
 
-@pytest.mark.parametrize("content", ["{x", '{"status": "done"}', "[]", ""])
-def test_an_unreadable_results_json_is_named_not_a_crash(tmp_path, content):
-    """An unreadable or wrongly shaped results.json is reported with its path and the fix by every reader:
-    the status tool lists the run as a problem instead of crashing."""
+@pytest.mark.parametrize("content", ["{x", '{"status": "done"}', "[]", "", '{"status": "running", "resumed": "3"}',
+                                     '{"status": 5}', '{"status": "failed", "epochs_completed": [1]}'])
+def test_an_unreadable_results_json_is_named_not_a_crash(tmp_path, capsys, content):
+    """An unreadable, wrongly shaped or wrongly typed results.json is reported with its path and the fix by
+    every reader: the status tool lists the run as a problem instead of crashing."""
     run = tmp_path / "sweep" / "a_run"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("seed: 1\n")
@@ -318,6 +360,8 @@ def test_an_unreadable_results_json_is_named_not_a_crash(tmp_path, content):
         RunFolder(run).read_results()
     [state] = sweep_states(tmp_path / "sweep")
     assert state.state == "failed" and str(run / "results.json") in state.reason
+    assert status_main(["status", str(tmp_path / "sweep")]) == 0
+    assert "1 runs: 1 failed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("content", ["{not json", "", "[]", "{}", '{"runs": {"a_run": 5}}'])
@@ -354,10 +398,12 @@ def test_a_sweep_over_an_unreadable_manifest_is_refused_before_any_run_starts(tm
     assert (tmp_path / "manifest.json").read_text() == "{not json"
 
 
-def test_a_run_restarted_over_an_unreadable_results_json_rebuilds_it(tiny_cfg, tmp_path):
-    """Starting a run again over an unreadable results.json warns and rebuilds it from the checkpoint."""
+@pytest.mark.parametrize("content", ["{x", '{"status": "running", "resumed": "3"}', '{"status": 5}'])
+def test_a_run_restarted_over_an_unreadable_results_json_rebuilds_it(tiny_cfg, tmp_path, content):
+    """Starting a run again over an unreadable or wrongly typed results.json warns and rebuilds it from the
+    checkpoint."""
     checkpoint_at(tiny_cfg(), tmp_path)
-    (tmp_path / "results.json").write_text("{x")
+    (tmp_path / "results.json").write_text(content)
     done = train(tiny_cfg(), tmp_path)
     assert done["status"] == "done" and results(tmp_path)["epochs_completed"] == 2
 
@@ -385,6 +431,20 @@ def test_restarts_that_die_before_their_first_checkpoint_still_count(tiny_cfg, t
                                        "started": "2026-01-01T00:00:00+00:00"})
     done = train(tiny_cfg(), tmp_path)
     assert done["resumed"] == 3 and done["wall_time_s"] >= 100 and done["started"].startswith("2026-01-01")
+
+
+def test_a_start_killed_during_data_set_up_still_counts(tiny_cfg, tmp_path):
+    """A restart SIGKILLed while it builds its data sets, before the trainer writes anything, is counted in
+    `resumed` by the next start."""
+    checkpoint_at(tiny_cfg(), tmp_path, epoch=1)
+    killed = ("import os, signal, sys; import jepa.training.trainer as t; from jepa.training import train; "
+              "from tests.conftest import TINY; from jepa.config import compose_config; "
+              "t.build_datasets = lambda *a: os.kill(os.getpid(), signal.SIGKILL); "
+              f"train(compose_config(TINY), {str(tmp_path)!r})")
+    proc = subprocess.run([sys.executable, "-c", killed], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    done = train(tiny_cfg(), tmp_path)
+    assert done["status"] == "done" and done["resumed"] == 2
 
 
 def test_temporary_files_of_interrupted_writes_are_removed_at_start(tiny_cfg, tmp_path):
@@ -510,12 +570,12 @@ def test_a_sweep_skips_a_run_another_process_is_training(tmp_path):
 
 # ==================================================================== kill points (signals)
 
-STOP_SIGNALS = [s for s in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2") if hasattr(signal, s)]
+STOP_SIGNALS = [s for s in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGINT") if hasattr(signal, s)]
 
 
 @pytest.mark.parametrize("name", STOP_SIGNALS)
 def test_a_terminating_signal_ends_in_a_checkpoint_and_a_recorded_reason(tiny_cfg, tmp_path, monkeypatch, name):
-    """SIGTERM (scancel, preemption), SIGHUP, SIGUSR1 and SIGUSR2 make a run checkpoint at the step it
+    """SIGTERM (scancel, preemption), SIGHUP, SIGUSR1, SIGUSR2 and SIGINT (Ctrl-C) make a run checkpoint at the step it
     reached and record `running` with the signal's name as the reason; the handlers are restored after."""
     sig = getattr(signal, name)
     real_step = jepa.training.trainer.Trainer.train_step
@@ -555,3 +615,86 @@ def test_sigterm_to_the_app_checkpoints_exits_143_and_resumes(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert results(tmp_path)["status"] == "done" and results(tmp_path)["resumed"] == 1
+
+
+def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(tiny_cfg, tmp_path, monkeypatch):
+    """A second SIGINT before the first one's checkpoint stops the run at once: no traceback of a failure,
+    results.json says running (resumable) and why, and the handlers are restored after."""
+    real_step = jepa.training.trainer.Trainer.train_step
+
+    def step_then_two_interrupts(self, video, labels):
+        out = real_step(self, video, labels)
+        if self.global_step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(jepa.training.trainer.Trainer, "train_step", step_then_two_interrupts)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(), tmp_path)
+    assert signal.getsignal(signal.SIGINT) == before
+    saved = results(tmp_path)
+    assert saved["status"] == "running" and "second SIGINT" in saved["reason"]
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_app_checkpoints_exits_130_in_one_line_and_resumes(tmp_path):
+    """Ctrl-C (SIGINT) to a training app: it checkpoints at the step reached, records `running` stopped by
+    SIGINT, exits 128+2 with no traceback, and the same command resumes it to done."""
+    cmd = [sys.executable, "-m", "jepa.train", *TINY, "training.epochs=1", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "results.json").exists():  # training has started
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err
+    assert "stopped by SIGINT at epoch 1" in out + err
+    saved = results(tmp_path)
+    assert saved["status"] == "running" and "SIGINT" in saved["reason"]
+    assert RunFolder(tmp_path).load_checkpoint()["global_step"] == saved["global_step"] > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert results(tmp_path)["status"] == "done" and results(tmp_path)["resumed"] == 1
+
+
+# ==================================================================== a full disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB file system (tmpfs) of its own: room for one tiny checkpoint, not for the next one beside it.
+    Mounting needs root; elsewhere the test is skipped (the machine's own disk is not for filling)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_the_run_in_one_line_with_the_space_needed_and_it_resumes(small_disk):
+    """A checkpoint that no longer fits on the disk ends the run with exit 1 and one line naming the run
+    folder, the space its checkpoint needs and what is free; results.json says failed with that reason, the
+    last good checkpoint is intact, and the same command resumes from it once there is space."""
+    run = small_disk / "run"
+    cmd = [sys.executable, "-m", "jepa.train", *TINY, "training.epochs=2", f"hydra.run.dir={run}"]
+    full = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert full.returncode == 1, full.stderr
+    [line] = full.stderr.strip().splitlines()
+    assert line.startswith(f"run failed: disk full: {run} needs about 0.6 MiB free to write its next checkpoint")
+    assert "MiB is free now; its last checkpoint is intact" in line and "start the same command again" in line
+    saved = results(run)
+    assert saved["status"] == "failed" and saved["reason"].startswith("disk full: ")
+    assert RunFolder(run).load_checkpoint()["epoch"] == 1
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert results(run)["status"] == "done" and results(run)["resumed"] == 1

@@ -1,7 +1,9 @@
 """Reading and writing a run folder (layout in docs/run_folder.md). Every write is atomic."""
 
+import errno
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..atomic_write import atomic_write
-from .status import DONE, INVALID, STATUSES
+from .status import DONE, FAILED, INVALID, STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,44 @@ class RunFolderError(RuntimeError):
     """A file of a run folder that cannot be read. The message names the file and the way out."""
 
 
+class DiskFull(RunFolderError):
+    """A write to a run folder failed for want of space (ENOSPC, a quota). The message says how much is needed."""
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether exc, or an error it was raised from (torch.save's RuntimeError wraps the OSError), is ENOSPC."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
 class CheckpointError(RunFolderError):
     """checkpoints/last.pt cannot be loaded (truncated, not a checkpoint, another model's, unsafe)."""
+
+
+_NUMBER = (int, float)
+FIELD_TYPES = {  # results.json's fields (docs/run_folder.md) and the types they may hold when present
+    "reason": (str,), "seed": (int,), "epochs": (int,), "epochs_completed": (int,), "global_step": (int,),
+    "final": (dict,), "best": (dict,), "wall_time_s": _NUMBER, "started": (str,), "finished": (str,),
+    "resumed": (int,), "device": (str,),
+}
+
+
+def _wrongly_typed(results: dict) -> str | None:
+    """The first field of results.json holding a value of the wrong type (`"resumed": "3"`), else None."""
+    for key, types in FIELD_TYPES.items():
+        value = results.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            return f"{key} {value!r} is not {' or '.join(t.__name__ for t in types)}"
+    return None
 
 
 def results_problem(results: Any) -> str | None:
@@ -32,6 +70,8 @@ def results_problem(results: Any) -> str | None:
         return f"a JSON {type(results).__name__}, not an object"
     if results.get("status") not in STATUSES:
         return f"status {results.get('status')!r} is not one of {', '.join(STATUSES)}"
+    if (wrong := _wrongly_typed(results)) is not None:
+        return wrong
     if results["status"] == DONE and not (isinstance(results.get("epochs_completed"), int)
                                           and isinstance(results.get("final"), dict)):
         return "status done without epochs_completed and final"
@@ -177,6 +217,19 @@ class RunFolder:
                  "status": status, "reason": reason}
         self.write_results(ended)
         return ended
+
+    def disk_full(self, needed: int) -> DiskFull:
+        """The error ending a run whose folder's disk is full, recorded in results.json (failed) when it fits.
+        needed: the bytes a checkpoint takes (the last one's size, or an estimate)."""
+        kept = "its last checkpoint is intact" if self.checkpoint.is_file() else "it has no checkpoint yet"
+        reason = (f"disk full: {self.path} needs about {_mb(needed)} free to write its next checkpoint, "
+                  f"{_mb(shutil.disk_usage(self.path).free)} is free now; {kept}: free space and start the same "
+                  "command again to resume")
+        try:
+            self.record_end(FAILED, reason)
+        except OSError as exc:
+            reason += f" ({self.results} could not be written either: {exc.strerror or exc})"
+        return DiskFull(reason)
 
     def save_checkpoint(self, state: dict) -> None:
         import torch  # only checkpoints need torch: status, analysis and replay read folders without it

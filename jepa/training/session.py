@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import validate
 from ..performance import cpu_allocator
 from ..performance.device import resolve_device
-from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, read_metrics
+from ..runs import FAILED, CheckpointError, RunFolder, RunFolderError, RunLock, is_disk_full, read_metrics
 from ..tracking import make_tracker
-from .start import SKIP, decide_start
+from .start import SKIP, decide_start, record_start
 from .trainer import Trainer
 
 log = logging.getLogger("jepa")
@@ -76,17 +76,27 @@ STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "
                      if s is not None)
 
 
+def interrupt(signum, frame) -> None:
+    """SIGINT (Ctrl-C): the first requests a checkpointed stop like SIGTERM; a second, before that stop is
+    reached, stops at once (KeyboardInterrupt: the run keeps its last checkpoint)."""
+    if _Stop.requested and _Stop.signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    request_stop(signum, frame)
+
+
 @contextmanager
 def stop_on_signals():
-    """While the block runs, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 request a checkpointed stop; the previous
-    handlers are restored after. SIGUSR2 is left to a handler already set (in a study launcher's job it is the
-    time-limit signal: checkpoint, then requeue). SIGTERM replaces submitit's, which ignores it: on scancel or
-    a preemption the run checkpoints and records why, and the job ends without requeueing itself (SLURM's own
-    requeue or a sweep relaunch resumes it). Only the main thread can set handlers: elsewhere this does nothing."""
+    """While the block runs, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 and SIGINT (Ctrl-C; a second one stops at once)
+    request a checkpointed stop; the previous handlers are restored after. SIGUSR2 is left to a handler already
+    set (in a study launcher's job it is the time-limit signal: checkpoint, then requeue). SIGTERM replaces
+    submitit's, which ignores it: on scancel or a preemption the run checkpoints and records why, and the job
+    ends without requeueing itself (SLURM's own requeue or a sweep relaunch resumes it). Only the main thread
+    can set handlers: elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    signal.signal(signal.SIGINT, interrupt)
     for sig in STOP_SIGNALS:
         current = signal.getsignal(sig)
         if sig == getattr(signal, "SIGUSR2", None) and current not in (signal.SIG_DFL, None):
@@ -118,12 +128,31 @@ def repair_finished(folder: RunFolder, results: dict) -> None:
                     len(metrics.records), results["epochs_completed"], metrics.bad_lines, folder.checkpoint)
 
 
+def checkpoint_size(folder: RunFolder, trainer: Trainer | None) -> int:
+    """The bytes the run's next checkpoint takes: the last one's size, else its tensors' (model, optimiser)."""
+    if folder.checkpoint.is_file():
+        return folder.checkpoint.stat().st_size
+    if trainer is None:
+        return 0
+    import torch  # the trainer exists: torch is loaded
+
+    def size(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.nelement() * value.element_size()
+        if isinstance(value, dict):
+            return sum(size(v) for v in value.values())
+        return sum(size(v) for v in value) if isinstance(value, (list, tuple)) else 0
+
+    return size(trainer.learner.state_dict())
+
+
 def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], Any] | None = None) -> dict:
     """Validate cfg, train in run_dir, return results.json's content.
 
     Raises ConfigError on bad input (a resume under a changed config included), RunLocked when another live
     process trains in run_dir (nothing is touched), CheckpointError when the checkpoint cannot be resumed
-    (results.json then says failed, with the way out), StopRequested after a signal's checkpointed stop.
+    (results.json then says failed, with the way out), DiskFull when the disk is full (failed, with the space
+    needed), StopRequested after a signal's checkpointed stop.
 
     wrap_tracker: given the run's tracker (jepa.tracking), returns the one the trainer calls instead; the
     Optuna worker wraps it to report each epoch's metric to its trial and prune.
@@ -141,20 +170,26 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
             log.info("%s is already done (val/mAP=%s): skipped", run_dir, start.previous["final"].get("val/mAP"))
             return start.previous
         with cpu_allocator(cfg.training.cpu_allocator), stop_on_signals():
-            folder.write_config(cfg)
-            config = OmegaConf.to_container(cfg, resolve=True)
-            trainer = Trainer(cfg, run_dir)
-            trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
-            if wrap_tracker is not None:
-                trainer.tracker = wrap_tracker(trainer.tracker)
-            _Stop.trainer = trainer
-            if _Stop.requested:
-                trainer.request_stop(_Stop.signum)
+            trainer = None
             try:
+                folder.write_config(cfg)
+                record_start(folder, start)  # counted before the data set-up, which a kill may interrupt
+                config = OmegaConf.to_container(cfg, resolve=True)
+                trainer = Trainer(cfg, run_dir)
+                trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
+                if wrap_tracker is not None:
+                    trainer.tracker = wrap_tracker(trainer.tracker)
+                _Stop.trainer = trainer
+                if _Stop.requested:
+                    trainer.request_stop(_Stop.signum)
                 return trainer.fit(start)
             except CheckpointError as exc:  # it loaded but does not fit the model
                 folder.record_end(FAILED, str(exc))
                 raise
+            except (OSError, RuntimeError) as exc:  # a full disk: one line saying how much space, then resume
+                if not is_disk_full(exc):
+                    raise
+                raise folder.disk_full(checkpoint_size(folder, trainer)) from None
             finally:
                 _Stop.trainer = None
                 _Stop.requested, _Stop.signum = False, None

@@ -10,7 +10,8 @@ run (or setting the end of an unfinished one earlier) is legitimate, and it is r
 Any other change is refused with the list of `key: old -> new`, unless `training.allow_config_change=true`:
 the run then continues under the new values and the change is appended to config_changes.jsonl. A finished
 run started again under other values is refused the same way (it is not trained again, and its folder is
-not taken for the new values' run).
+not taken for the new values' run). A run started again before its first checkpoint (the earlier start failed
+or was killed early) is compared the same way with the config.yaml that start wrote.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import ConfigError
 from ..config.identity import identifies
 from ..config.schema import same_value
-from ..runs import FAILED, CheckpointError, RunFolder, is_done
+from ..runs import FAILED, RUNNING, CheckpointError, RunFolder, is_done
 
 EPOCHS = "training.epochs"
 SWITCH = "training.allow_config_change"
@@ -64,9 +65,9 @@ def _listing(changes: dict[str, tuple]) -> str:
     return "; ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in changes.items())
 
 
-def _refusal(changes: dict[str, tuple], folder: RunFolder) -> ConfigError:
+def _refusal(changes: dict[str, tuple], folder: RunFolder, source: str = "its checkpoint's config") -> ConfigError:
     return ConfigError("resume", _listing(changes),
-                       f"{folder.path} was trained with other values (its checkpoint's config); resume with the "
+                       f"{folder.path} was trained with other values ({source}); resume with the "
                        "same values, use a new run folder, start afresh with training.resume=false, or continue "
                        f"under the new values with {SWITCH}=true (recorded in config_changes.jsonl)")
 
@@ -78,7 +79,7 @@ def refusal_before_start(cfg: DictConfig, folder: RunFolder, done: bool = False)
     configuration's. None where the start goes on (or decides for itself: no readable config.yaml)."""
     if not folder.config.is_file():
         return None
-    if not done and (cfg.training.resume is not True or not folder.checkpoint.is_file()):
+    if not done and cfg.training.resume is not True:
         return None
     try:
         old = yaml.safe_load(folder.config.read_text())
@@ -93,7 +94,28 @@ def refusal_before_start(cfg: DictConfig, folder: RunFolder, done: bool = False)
     if done:
         return ConfigError("run", _listing(changes), f"{folder.path} is a finished run of other values (its "
                            "config.yaml); use a new run folder for these values")
-    return _refusal(changes, folder)
+    return _refusal(changes, folder, "its config.yaml")
+
+
+def check_restart(cfg: DictConfig, folder: RunFolder) -> dict[str, tuple]:
+    """A run started again before any checkpoint (its first start failed or was killed early) compared with
+    the config.yaml that start wrote, as a resume is with its checkpoint: a change is refused (ConfigError), or
+    with training.allow_config_change=true recorded in config_changes.jsonl and returned."""
+    try:
+        old = yaml.safe_load(folder.config.read_text()) if folder.config.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}  # unreadable: the run's start rewrites it
+    if not isinstance(old, dict):
+        return {}
+    changes = config_changes(old, OmegaConf.to_container(cfg, resolve=True))
+    changes.pop(EPOCHS, None)  # no epoch was completed: any number of epochs continues the run
+    if changes and not _switch(cfg, SWITCH):
+        raise _refusal(changes, folder, "its config.yaml, written by an earlier start")
+    if changes:
+        folder.append_config_change({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epoch": 0,
+                                     "batch": 0, "global_step": 0,
+                                     "changes": {k: list(v) for k, v in changes.items()}})
+    return changes
 
 
 def check_resume(cfg: DictConfig, checkpoint: dict, folder: RunFolder) -> dict[str, tuple]:
@@ -149,6 +171,7 @@ def resume_point(cfg: DictConfig, folder: RunFolder) -> Start:
         folder.record_end(FAILED, str(exc))
         raise
     if checkpoint is None:
+        check_restart(cfg, folder)
         return Start(START, previous)
     check_resume(cfg, checkpoint, folder)
     return Start(RESUME, previous, checkpoint)
@@ -168,3 +191,15 @@ def decide_start(cfg: DictConfig, folder: RunFolder, load: bool = True) -> Start
         resumes = cfg.training.resume is True and folder.checkpoint.is_file()
         return Start(RESUME if resumes else START, previous)
     return resume_point(cfg, folder)
+
+
+def record_start(folder: RunFolder, start: Start) -> None:
+    """Write results.json (running) as a start begins, before the data set-up, so that a start killed before
+    the trainer writes its own record still counts in `resumed` (the next start counts from this one)."""
+    previous = start.previous or {}
+    restarts = [(previous.get("resumed") or 0) + 1] if start.previous is not None else [0]
+    if start.checkpoint is not None and isinstance(start.checkpoint.get("resumed"), int):
+        restarts.append(start.checkpoint["resumed"] + 1)
+    folder.write_results({**previous, "status": RUNNING, "reason": None, "resumed": max(restarts),
+                          "started": previous.get("started") or datetime.now(timezone.utc).isoformat(
+                              timespec="seconds")})

@@ -27,6 +27,9 @@ from .start import Start, resume_point
 
 log = logging.getLogger("jepa")
 
+INTERRUPTED = "stopped by a second SIGINT before its checkpoint: start it again to resume from the last one"
+
+
 class NonFiniteLoss(RuntimeError):
     pass
 
@@ -138,6 +141,9 @@ class Trainer:
                 self.write_gif()
         except StopRequested as exc:  # checkpointed: still running, to be resumed
             self.folder.record_end(RUNNING, str(exc), self.results(RUNNING, str(exc)))
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C before the requested checkpoint: the last one stands
+            self.folder.record_end(RUNNING, INTERRUPTED, self.results(RUNNING, INTERRUPTED))
             raise
         except BaseException as exc:
             # An exception may name the status it ends the run with (the Optuna worker's Pruned: "pruned").
