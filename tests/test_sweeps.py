@@ -209,6 +209,9 @@ def test_failing_run_leaves_the_rest_done_and_is_reported(tmp_path, launcher):
     states = by_state(sweep)
     assert [keys(n)["optim.lr"] for n in states["done"]] == ["0.001"]
     assert [keys(n)["optim.lr"] for n in states["failed"]] == ["1e+30"]
+    if launcher == "local_processes":  # one folder per job, named by its id, and no literal `%j` one beside them
+        jobs = sorted(p.name for p in (sweep / ".submitit").iterdir())
+        assert len(jobs) == 2 and all(name.isdigit() for name in jobs), jobs
 
     status = subprocess.run([sys.executable, "-m", "jepa.studies", "status", str(sweep)],
                             capture_output=True, text=True, check=True, cwd=REPO).stdout.splitlines()

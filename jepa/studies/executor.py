@@ -37,9 +37,18 @@ def make_executor(cluster: str, folder: Path | str, settings: dict):
         executor = submitit.LocalExecutor(folder, **({} if max_num_timeout is None
                                                      else {"max_num_timeout": max_num_timeout}))
         executor.update_parameters(**params)
-        return executor
-    init = {} if max_num_timeout is None else {f"{cluster}_max_num_timeout": max_num_timeout}
-    executor = submitit.AutoExecutor(folder=folder, cluster=cluster, **init)
-    generic = set(OmegaConf.structured(stock_config.BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
+    else:
+        init = {} if max_num_timeout is None else {f"{cluster}_max_num_timeout": max_num_timeout}
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster, **init)
+        generic = set(OmegaConf.structured(stock_config.BaseQueueConf).keys())
+        executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
     return executor
+
+
+def after_submission(executor) -> None:
+    """submitit stages a submission in its folder before the job id is known, and a local job's controller
+    makes that folder too, so a folder named with `%j` (one per job) is left once literally, empty, beside
+    the real job folders: it goes (once no job can make it again)."""
+    folder = Path(executor.folder)
+    if "%j" in folder.name and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

@@ -45,7 +45,7 @@ from ..runs import FAILED, INVALID, RunFolder, folder_state, is_done, live_holde
 from ..runs.lock import describe
 from ..training import StopRequested, request_stop
 from ..training.start import decide_start
-from .executor import make_executor, threads_per_run
+from .executor import after_submission, make_executor, threads_per_run
 from .jobs import job_activity
 from .manifest import ManifestError, now, read_manifest, update_manifest
 from .status import counts_line, sweep_states
@@ -327,6 +327,7 @@ class LocalProcessesLauncher(SubmititStudyLauncher, stock.LocalLauncher):
             for name in [name for name, job in running.items() if job.done()]:
                 returns[name] = outcome(running.pop(name))
             time.sleep(0.5)
+        after_submission(executor)  # each job's local controller makes the literal folder again
         return self.finish(runs, returns)
 
 
@@ -354,6 +355,7 @@ class SlurmLauncher(SubmititStudyLauncher, stock.SlurmLauncher):
         runs = self.plan(job_overrides, initial_job_idx)
         todo = [r for r in runs if not r.skip]
         jobs = executor.map_array(self, *zip(*map(self.job_args, todo), strict=True)) if todo else []
+        after_submission(executor)
         self.record(runs, {r.name: (job.job_id, str(job.paths.stderr)) for r, job in zip(todo, jobs, strict=True)})
         array = jobs[0].job_id.split("_")[0] if jobs else None
         log.info("submitted %d runs as job array %s, %d skipped", len(jobs), array, len(runs) - len(todo))

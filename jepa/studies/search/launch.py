@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ...config import ConfigError, compose_config
-from ..executor import make_executor, threads_per_run
+from ..executor import after_submission, make_executor, threads_per_run
 from .spec import distributions
 from .worker import JOURNAL, SEARCH_FILE, run_worker, storage
 
@@ -134,8 +134,10 @@ def launch_slurm(study_dir: Path, spec: DictConfig, wait: bool = True, launch_ov
     was running is retried by the other tasks or the next launch.
     """
     threads = slurm_settings(spec, launch_overrides).get("cpus_per_task") or 1
-    jobs = slurm_executor(study_dir, spec, launch_overrides).map_array(
-        run_worker, [str(study_dir)] * spec.workers, range(spec.workers), [threads] * spec.workers)
+    executor = slurm_executor(study_dir, spec, launch_overrides)
+    jobs = executor.map_array(run_worker, [str(study_dir)] * spec.workers, range(spec.workers),
+                              [threads] * spec.workers)
+    after_submission(executor)
     log.info("submitted SLURM array %s (%d tasks); logs in %s", jobs[0].job_id.split("_")[0], len(jobs),
              study_dir / "slurm")
     failed = 0
