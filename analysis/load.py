@@ -10,7 +10,6 @@ A run folder (docs/run_folder.md) is any directory holding `config.yaml` plus `m
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -22,8 +21,8 @@ import pandas as pd
 import yaml
 
 from jepa.runs import find_run_folders, read_metrics
-from jepa.runs.folder import CONFIG, METRICS, RESULTS
-from jepa.runs.status import DONE, FAILED, PRUNED, RUNNING
+from jepa.runs.folder import CONFIG, METRICS, RESULTS, folder_state
+from jepa.runs.status import DONE, FAILED, INVALID, PRUNED, RUNNING
 
 # Files whose modification time says a run is still alive.
 ACTIVITY_FILES = (RESULTS, METRICS, "train.log", "checkpoints/last.pt")
@@ -95,15 +94,10 @@ def read_run(path: Path, stale_hours: float = 1.0, now: float | None = None) -> 
     records, bad = metrics.records, metrics.bad_lines
     if bad:
         problems.append(f"{bad} unparsable line(s) in metrics.jsonl")
-    results = None
-    if (path / RESULTS).exists():
-        try:
-            results = json.loads((path / RESULTS).read_text())
-            if not isinstance(results, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as err:
-            results = None
-            problems.append(f"results.json unreadable: {err}")
+    state = folder_state(path)  # the one reading of results.json, as `python -m jepa.studies status` reads it
+    results = state.results
+    if state.status == INVALID:
+        problems.append(f"results.json unreadable: {state.reason}")
     if not records and results:
         records = _records_from_results(results)
     problems += _record_problems(records, results)
