@@ -87,7 +87,7 @@ def read_run(path: Path, stale_hours: float = 1.0, now: float | None = None) -> 
         if not isinstance(config, dict):
             raise ValueError("not a mapping")
     except (OSError, ValueError, yaml.YAMLError) as err:
-        return meta | {"status": "invalid", "reason": f"config.yaml unreadable: {err}"}, []
+        return meta | {"status": INVALID, "reason": f"config.yaml unreadable: {err}"}, []
 
     problems = []
     metrics = read_metrics(path / METRICS)
@@ -130,13 +130,12 @@ def _status(results: dict | None, meta: dict, stale_hours: float) -> dict:
         return {"status": FAILED, "reason": results.get("reason") or "failed, no reason given"}
     if status == PRUNED:  # an Optuna trial stopped early by its pruner
         return {"status": PRUNED, "reason": results.get("reason") or "pruned"}
-    if status == RUNNING:
-        progress = f"{progress_text(meta['epochs_completed'], meta['epochs'])} epochs"
-        if meta["age_h"] > stale_hours:
-            return {"status": "running", "reason": f"stale: no write for {meta['age_h']:.1f} h, the job probably "
-                                                   f"died ({progress})"}
-        return {"status": "running", "reason": f"in progress ({progress})"}
-    return {"status": "invalid", "reason": f"unknown status {status!r} in results.json"}
+    # RUNNING: folder_state hands over only results.json files whose status is one of STATUSES
+    progress = f"{progress_text(meta['epochs_completed'], meta['epochs'])} epochs"
+    if meta["age_h"] > stale_hours:
+        return {"status": RUNNING, "reason": f"stale: no write for {meta['age_h']:.1f} h, the job probably "
+                                             f"died ({progress})"}
+    return {"status": RUNNING, "reason": f"in progress ({progress})"}
 
 
 def _records_from_results(results: dict) -> list[dict]:
