@@ -33,7 +33,7 @@ from jepa.performance.device import resolve_device
 from jepa.runs import CheckpointError, RunFolder, RunFolderError, RunLock, RunLocked, live_holder
 from jepa.runs.lock import describe
 from jepa.studies.cli import main as status_main
-from jepa.studies.manifest import update_manifest
+from jepa.studies.manifest import manifest_lock, read_manifest, update_manifest
 from jepa.studies.status import sweep_states
 from jepa.training import StopRequested, Trainer, train
 from jepa.training.environment import rng_state, set_rng_state
@@ -535,9 +535,12 @@ def test_two_starts_of_one_run_train_it_once(tmp_path):
     assert results(tmp_path)["status"] == "done" and not (tmp_path / ".lock").exists()
 
 
-def test_status_follows_the_run_lock_when_the_recorded_job_has_ended(tmp_path):
-    """A run whose manifest job has ended (a second copy of the sweep recorded its own job, which skipped the
-    run) reads running while another live process holds its folder, naming that process; failed once none does."""
+def test_status_follows_the_run_lock_when_the_recorded_job_has_ended(tmp_path, monkeypatch):
+    """A run whose manifest job has ended (its job skipped the run: a manual start trains it) reads running
+    while another live process holds its folder, naming that process and its job; failed once none does."""
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "70")  # the holder runs in a SLURM array task
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
     sweep = tmp_path / "sweep"
     run = sweep / "a_run"
     run.mkdir(parents=True)
@@ -548,7 +551,7 @@ def test_status_follows_the_run_lock_when_the_recorded_job_has_ended(tmp_path):
         [state] = sweep_states(sweep)
         holder = describe(live_holder(run))
         assert (state.state, state.reason) == ("running", f"being trained by another process ({holder})")
-        assert f"pid {os.getpid()}" in holder
+        assert holder.startswith(f"job 70_3, pid {os.getpid()}") and state.job_id == "70_3"
     [state] = sweep_states(sweep)
     assert state.state == "failed" and state.reason.startswith("its job ended before the run finished")
 
@@ -566,6 +569,60 @@ def test_a_sweep_skips_a_run_another_process_is_training(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"being trained by another process (pid {os.getpid()}" in proc.stdout + proc.stderr
     assert sorted(p.name for p in run.iterdir()) == []
+
+
+def test_manifest_updates_of_two_launchers_lose_nothing(tmp_path):
+    """Two processes recording runs in one sweep folder's manifest at once (two launches of a sweep) lose none
+    of each other's entries, and leave no lock file behind."""
+    script = ("import sys; from jepa.studies.manifest import update_manifest\n"
+              "for i in range(40): update_manifest(sys.argv[1], {f'{sys.argv[2]}{i}': {'overrides': [], 'job_id': i}})")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), who]) for who in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert sorted(read_manifest(tmp_path)["runs"]) == sorted(f"{who}{i}" for who in "ab" for i in range(40))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+
+
+def test_a_launcher_waits_for_the_one_holding_the_manifest_lock(tmp_path):
+    """A launcher of the sweep waits while another holds the manifest lock (deciding, submitting, recording its
+    runs), says whom it waits for, and records its runs once the lock is free."""
+    script = "import sys; from jepa.studies.manifest import update_manifest; update_manifest(sys.argv[1], {'b': {}})"
+    with manifest_lock(tmp_path):
+        update_manifest(tmp_path, {"a": {}})  # its holder may record
+        waiting = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        assert waiting.poll() is None and sorted(read_manifest(tmp_path)["runs"]) == ["a"]
+    _, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0 and sorted(read_manifest(tmp_path)["runs"]) == ["a", "b"]
+    assert f"waiting for another launcher of this sweep (pid {os.getpid()} on {socket.gethostname()}" in err
+
+
+@pytest.mark.slow
+def test_a_second_copy_of_a_sweep_leaves_each_run_to_the_job_that_trains_it(tmp_path):
+    """A copy of a local_processes sweep launched while the first one trains its first run trains the second
+    run itself. The first copy, going on, skips that run: it submits no job for it, and the manifest keeps the
+    job that trained it."""
+    args = ["-m", *TINY, "training.threads=1", "loss.cov_coeff=1,2", "hydra/launcher=local_processes",
+            f"hydra.sweep.dir={tmp_path}"]
+    first = subprocess.Popen([sys.executable, "-m", "jepa.train", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("*/results.json")):  # its first run trains
+        assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()[-3000:]
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGSTOP)  # held between its runs while the second copy runs
+    try:
+        second = subprocess.run([sys.executable, "-m", "jepa.train", *args], capture_output=True, text=True,
+                                timeout=600)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    output = first.communicate(timeout=600)[0]
+    assert second.returncode == 0 and first.returncode == 0, (second.stderr[-3000:], output[-3000:])
+    first_run, second_run = (run_name([*TINY, f"loss.cov_coeff={c}"], 2025) for c in (1, 2))
+    assert results(tmp_path / second_run)["status"] == "done" and results(tmp_path / second_run)["resumed"] == 0
+    assert f"skipped {second_run}: done" in output, output[-3000:]
+    # one job a run, each the manifest's: the second run's is the second copy's job, which trained it
+    jobs = {name: entry["job_id"] for name, entry in read_manifest(tmp_path)["runs"].items()}
+    assert sorted(p.name for p in (tmp_path / ".submitit").iterdir()) == sorted([jobs[first_run], jobs[second_run]])
 
 
 # ==================================================================== kill points (signals)

@@ -1,7 +1,8 @@
 """One trainer per run folder: the lock file `.lock` (protocol in docs/run_folder.md).
 
     take     create `.lock` with O_CREAT | O_EXCL (atomic on local and NFS v3+ file systems), holding the
-             holder's host, pid, start time and a random token;
+             holder's host, pid, start time, job (the SLURM or submitit job it runs in, if any) and a random
+             token;
     hold     a thread touches the file every HEARTBEAT_S seconds (its mtime is the heartbeat);
     release  delete it, if it still holds our token;
     stale    the holder's pid is dead on this host, or its heartbeat is older than STALE_S (any host: a
@@ -39,7 +40,25 @@ class RunLocked(RuntimeError):
 
 
 def describe(holder: dict) -> str:
-    return f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
+    job = f"job {holder['job']}, " if holder.get("job") else ""
+    return f"{job}pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
+
+
+def current_job() -> str | None:
+    """The job this process runs in, named as the manifest and squeue name it: a submitit job (a SLURM array
+    task `1234_5`, a local_processes job's controller pid), else a plain SLURM job or array task; None outside
+    a job."""
+    if os.environ.get("SUBMITIT_EXECUTOR"):
+        import submitit  # noqa: I001  (only inside a job: a plain start does not pay for the import)
+
+        try:
+            return str(submitit.JobEnvironment().job_id)
+        except Exception:  # noqa: BLE001  (an executor submitit does not know: name the job as SLURM would)
+            pass
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID")
 
 
 def pid_alive(pid: int | str) -> bool:
@@ -98,7 +117,8 @@ class RunLock:
     def acquire(self) -> RunLock:
         """Take the lock or raise RunLocked; breaks a stale lock (logged)."""
         me = {"host": socket.gethostname(), "pid": os.getpid(),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "token": uuid.uuid4().hex}
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job": current_job(),
+              "token": uuid.uuid4().hex}
         for _ in range(5):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

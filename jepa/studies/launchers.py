@@ -8,9 +8,12 @@ Before anything runs, each launcher
   - refuses the sweep when a run's folder holds other values: a checkpoint it would refuse to resume, a
     finished run of another configuration (jepa.training.start);
   - records every run in SWEEP_DIR/manifest.json (jepa.studies.manifest; `python -m jepa.studies status`).
-It then runs or submits the others. A failing run does not stop the rest: the sweep ends with a summary (done,
-failed with reasons, requeued) and exits 1 if a run failed. Under submitit, the time-limit signal (USR2) makes
-the run checkpoint at the step it reached; the job is then requeued and resumes from that checkpoint.
+It then runs or submits the others. Deciding, submitting and recording happen under the manifest's lock, and
+a run is checked again right before it starts: a second copy of the sweep skips the runs the first one has
+launched, and neither records its job over the other's. A failing run does not stop the rest: the sweep ends
+with a summary (done, failed with reasons, requeued) and exits 1 if a run failed. Under submitit, the
+time-limit signal (USR2) makes the run checkpoint at the step it reached; the job is then requeued and resumes
+from that checkpoint.
 
     local            runs one after another in this process (Hydra's basic launcher, with the above)
     local_processes  each run in its own process through submitit, `jobs` at a time
@@ -47,7 +50,7 @@ from ..training import StopRequested, request_stop
 from ..training.start import decide_start
 from .executor import after_submission, make_executor, threads_per_run
 from .jobs import job_activity
-from .manifest import ManifestError, now, read_manifest, update_manifest
+from .manifest import ManifestError, manifest_lock, now, read_manifest, update_manifest
 from .status import counts_line, sweep_states
 
 log = logging.getLogger(__name__)
@@ -100,7 +103,7 @@ class StudyLauncher:
         return None
 
     def plan(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[PlannedRun]:
-        """Compose and check every run, refusing the sweep on any problem; mark the runs to skip."""
+        """Compose and check every run, refusing the sweep on any problem (nothing read from the sweep folder)."""
         runs, problems = self.compose(job_overrides, initial_job_idx)
         by_folder = defaultdict(list)
         for run in runs:
@@ -112,24 +115,49 @@ class StudyLauncher:
                                 "(jepa/config/schema.py)")
         if problems:
             refuse(problems, len(job_overrides))
+        return runs
+
+    def claim(self, runs: list[PlannedRun]) -> list[PlannedRun]:
+        """Under the manifest lock: mark the runs to skip (done, another job's, another process's), refusing the
+        sweep when a run's folder holds other values; returns the runs to launch."""
         try:
             entries = read_manifest(self.sweep_dir)["runs"]
         except ManifestError as exc:
-            refuse([f"  {exc}"], len(job_overrides))
+            refuse([f"  {exc}"], len(runs))
         activity = job_activity({r.name: entries[r.name] for r in runs if r.name in entries})
         # a run whose folder holds other values (a checkpoint it would refuse to resume, a finished run of
         # another configuration) would fail at once, or be taken for done: the sweep is refused
         problems = [f"  #{r.index} {' '.join(filter_overrides(r.overrides))}\n      {refusal}"
                     for r in runs if (refusal := self.decide(r, entries, activity)) is not None]
         if problems:
-            refuse(problems, len(job_overrides))
+            refuse(problems, len(runs))
         done = sum(r.skip == "done" for r in runs)
         if done:
             log.info("%d of %d runs are already done: skipped", done, len(runs))
         for run in runs:
             if run.skip and run.skip != "done":
                 log.info("skipped %s: %s", run.name, run.skip)
-        return runs
+        return [r for r in runs if not r.skip]
+
+    def still_to_launch(self, run: PlannedRun, mine: str | None = None) -> bool:
+        """Under the manifest lock, right before `run` is launched: whether it is still this launcher's. A copy
+        of the sweep launched since the claim may have its own job recorded for it (waiting or running), a
+        process may hold its folder, or it may be done: it is then skipped, and its entry left to that job.
+        mine: the job id this launcher recorded for it, if any (its own job is no other's)."""
+        try:
+            entries = read_manifest(self.sweep_dir)["runs"]
+        except ManifestError as exc:  # the sweep was refused over it at launch: someone broke it since
+            log.warning("%s", exc)
+            entries = {}
+        entry = entries.get(run.name)
+        ours = entry is None or (mine is not None and entry.get("job_id") == mine
+                                 and entry.get("host") == socket.gethostname())
+        refusal = self.decide(run, entries, {} if ours else job_activity({run.name: entry}))
+        if refusal is not None:
+            run.skip = f"its folder now holds other values: {refusal}"
+        if run.skip:
+            log.info("skipped %s: %s", run.name, run.skip)
+        return not run.skip
 
     def compose(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> tuple[list, list[str]]:
         """Every run's config composed and checked: (the runs, the problems of those that are not)."""
@@ -223,11 +251,15 @@ class LocalLauncher(StudyLauncher, private_apis.hydra_basic_launcher()):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        runs = self.plan(job_overrides, initial_job_idx)
-        todo = [r for r in runs if not r.skip]
-        self.record(runs, {r.name: (str(os.getpid()), None) for r in todo})
+        runs, mine = self.plan(job_overrides, initial_job_idx), str(os.getpid())
+        with manifest_lock(self.sweep_dir):
+            todo = self.claim(runs)
+            self.record(runs, {r.name: (mine, None) for r in todo})
         returns = {}
         for run in todo:
+            with manifest_lock(self.sweep_dir):
+                if not self.still_to_launch(run, mine):
+                    continue
             log.info("#%d %s", run.index, run.name)
             returns[run.name] = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                                         config=run.config, job_dir_key="hydra.sweep.dir",
@@ -315,13 +347,17 @@ class LocalProcessesLauncher(SubmititStudyLauncher, stock.LocalLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         executor = self.executor()
         runs = self.plan(job_overrides, initial_job_idx)
-        self.record(runs, {})
-        queue, running, returns = [r for r in runs if not r.skip], {}, {}
+        with manifest_lock(self.sweep_dir):
+            queue, running, returns = self.claim(runs), {}, {}
+            self.record(runs, {})
         while queue or running:
             while queue and len(running) < self.jobs:
                 run = queue.pop(0)
-                job = executor.submit(self, *self.job_args(run))
-                self.record([run], {run.name: (job.job_id, str(job.paths.stderr))})
+                with manifest_lock(self.sweep_dir):
+                    if not self.still_to_launch(run):
+                        continue
+                    job = executor.submit(self, *self.job_args(run))
+                    self.record([run], {run.name: (job.job_id, str(job.paths.stderr))})
                 log.info("#%d %s: process %s", run.index, run.name, job.job_id)
                 running[run.name] = job
             for name in [name for name, job in running.items() if job.done()]:
@@ -353,10 +389,12 @@ class SlurmLauncher(SubmititStudyLauncher, stock.SlurmLauncher):
             refuse([problem], len(job_overrides))
         executor = self.executor()
         runs = self.plan(job_overrides, initial_job_idx)
-        todo = [r for r in runs if not r.skip]
-        jobs = executor.map_array(self, *zip(*map(self.job_args, todo), strict=True)) if todo else []
-        after_submission(executor)
-        self.record(runs, {r.name: (job.job_id, str(job.paths.stderr)) for r, job in zip(todo, jobs, strict=True)})
+        with manifest_lock(self.sweep_dir):  # a second copy of the sweep sees these jobs and skips their runs
+            todo = self.claim(runs)
+            jobs = executor.map_array(self, *zip(*map(self.job_args, todo), strict=True)) if todo else []
+            after_submission(executor)
+            self.record(runs, {r.name: (job.job_id, str(job.paths.stderr))
+                               for r, job in zip(todo, jobs, strict=True)})
         array = jobs[0].job_id.split("_")[0] if jobs else None
         log.info("submitted %d runs as job array %s, %d skipped", len(jobs), array, len(runs) - len(todo))
         if not self.wait:

@@ -98,6 +98,7 @@ def sweep_states(sweep_dir: Path | str, names: list[str] | None = None,
             # its recorded job ended, but another process trains it now (a second copy of the sweep, a manual
             # start): the run's lock, not the manifest's job, says who trains a run folder
             state.state, state.reason = "running", f"being trained by another process ({describe(holder)})"
+            state.job_id = holder.get("job") or state.job_id
         states.append(state)
     return states
 
