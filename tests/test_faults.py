@@ -447,6 +447,19 @@ def test_a_start_killed_during_data_set_up_still_counts(tiny_cfg, tmp_path):
     assert done["status"] == "done" and done["resumed"] == 2
 
 
+def test_a_start_refused_during_its_data_set_up_is_recorded_failed(tiny_cfg, tmp_path, capsys):
+    """A start whose data set-up refuses (the canonical file missing, downloads off) never trained: results.json
+    says failed with that reason, not running, and `status` lists it so."""
+    missing = ("data=canonical", f"data.root={tmp_path / 'no-data'}", "data.download=false")
+    run = tmp_path / "sweep" / "a_run"
+    with pytest.raises(ConfigError, match="mnist_test_seq.npy is not there"):
+        train(tiny_cfg(*missing), run)
+    saved = results(run)
+    assert saved["status"] == "failed" and "mnist_test_seq.npy is not there" in saved["reason"]
+    [state] = sweep_states(tmp_path / "sweep")
+    assert state.state == "failed" and "mnist_test_seq.npy is not there" in state.reason
+
+
 def test_temporary_files_of_interrupted_writes_are_removed_at_start(tiny_cfg, tmp_path):
     """A kill during a write leaves `.NAME.*.tmp` behind (a whole checkpoint for last.pt): the next start of
     the run, holding its lock, deletes them."""

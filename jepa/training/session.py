@@ -146,6 +146,22 @@ def checkpoint_size(folder: RunFolder, trainer: Trainer | None) -> int:
     return size(trainer.learner.state_dict())
 
 
+def set_up(cfg: DictConfig, folder: RunFolder, wrap_tracker: Callable[[Any], Any] | None) -> Trainer:
+    """The run's trainer: model, data sets and tracker. A start that fails here (a data file missing or
+    refused, a tracker that cannot start) never trained: results.json says failed, with the reason, instead of
+    the `running` its start recorded."""
+    try:
+        trainer = Trainer(cfg, folder.path)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        trainer.tracker = make_tracker(cfg.logging, folder.path, config, cfg.get("study"))
+        if wrap_tracker is not None:
+            trainer.tracker = wrap_tracker(trainer.tracker)
+        return trainer
+    except Exception as exc:
+        folder.record_end(FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], Any] | None = None) -> dict:
     """Validate cfg, train in run_dir, return results.json's content.
 
@@ -174,11 +190,7 @@ def train(cfg: DictConfig, run_dir: Path | str, wrap_tracker: Callable[[Any], An
             try:
                 folder.write_config(cfg)
                 record_start(folder, start)  # counted before the data set-up, which a kill may interrupt
-                config = OmegaConf.to_container(cfg, resolve=True)
-                trainer = Trainer(cfg, run_dir)
-                trainer.tracker = make_tracker(cfg.logging, run_dir, config, cfg.get("study"))
-                if wrap_tracker is not None:
-                    trainer.tracker = wrap_tracker(trainer.tracker)
+                trainer = set_up(cfg, folder, wrap_tracker)
                 _Stop.trainer = trainer
                 if _Stop.requested:
                     trainer.request_stop(_Stop.signum)
