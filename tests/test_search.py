@@ -124,6 +124,21 @@ def test_bad_slurm_settings_are_refused_before_the_study_folder_is_written(tmp_p
     assert err.startswith("configuration error: slurm=") and says in err and not study.exists()
 
 
+@pytest.mark.parametrize("name, says", [
+    ("submitit_slurm", "hydra-submitit-launcher's own launcher, without this project's checks"),
+    ("submitit_local", "use hydra/launcher=local_processes"),
+    ("slurmm", "did you mean slurm? the launchers are local, local_processes, slurm, basic"),
+])
+def test_a_launcher_name_a_sweep_refuses_is_refused_by_the_search(tmp_path, capsys, name, says):
+    """The names a sweep refuses (hydra-submitit-launcher's, a misspelt one) are refused by the search too, in
+    one line before the study folder is written, instead of running its workers on this machine."""
+    study = tmp_path / "study"
+    assert main(["optuna_vc", *TINY, f"hydra/launcher={name}", "--study-dir", str(study)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"configuration error: hydra/launcher='{name}' is invalid: ")
+    assert says in err[0] and not study.exists()
+
+
 @pytest.mark.parametrize("flag, value", [("--search", ""), ("--search", "loss.cov_coeff,"), ("--study-dir", "")])
 def test_an_empty_command_line_value_is_refused_not_taken_for_the_default(tmp_path, capsys, monkeypatch, flag,
                                                                           value):

@@ -1,12 +1,9 @@
 """The launcher classes Hydra instantiates (conf/hydra/launcher/*.yaml). Hydra accepts plugins only from the
 hydra_plugins package, so they are named here; everything they do is jepa.studies.launchers.
 
-Hydra's and hydra-submitit-launcher's own launcher names are taken over (register_stock_names): `basic` is
-the `local` launcher (both run one run after another in this process and take no settings), and
-`submitit_slurm` / `submitit_local` are refused before anything starts, naming `slurm` / `local_processes`:
-the stock launchers would run without the study launchers' checks, skipping of finished runs and checkpoint
-at the time limit, and an alias would not be exact (other defaults for GPUs, CPUs, memory, time limit and
-requeues; submitit_local starts every run at once).
+Hydra's and hydra-submitit-launcher's own launcher names are taken over (register_stock_names), as
+jepa.studies.launcher_names says: `basic` is the `local` launcher, `submitit_slurm` / `submitit_local` are
+refused before anything starts, naming `slurm` / `local_processes`.
 """
 
 import sys
@@ -18,6 +15,7 @@ from omegaconf import OmegaConf
 
 from jepa.config.errors import EXIT_CONFIG, RunExit
 from jepa.studies import launchers
+from jepa.studies.launcher_names import ALIASES, stock_refusal
 
 
 class LocalLauncher(launchers.LocalLauncher):
@@ -35,12 +33,10 @@ class SlurmLauncher(launchers.SlurmLauncher):
 class StockLauncherRefused(Launcher):
     """A hydra-submitit-launcher name: refused with one line when Hydra instantiates it, before any run."""
 
-    name = use = ""
+    name = ""
 
     def __init__(self, **_settings: object) -> None:
-        print(f"configuration error: hydra/launcher={self.name} is hydra-submitit-launcher's own launcher, "
-              "without this project's checks of every run, skipping of finished runs and checkpoint at the "
-              f"time limit; use hydra/launcher={self.use} (docs/sweeps.md)", file=sys.stderr)
+        print(f"configuration error: {stock_refusal(self.name)}", file=sys.stderr)
         raise RunExit(EXIT_CONFIG)
 
     def setup(self, **_: object) -> None:  # never reached: __init__ refuses
@@ -51,19 +47,21 @@ class StockLauncherRefused(Launcher):
 
 
 class SubmititSlurmRefused(StockLauncherRefused):
-    name, use = "submitit_slurm", "slurm"
+    name = "submitit_slurm"
 
 
 class SubmititLocalRefused(StockLauncherRefused):
-    name, use = "submitit_local", "local_processes"
+    name = "submitit_local"
 
 
 def register_stock_names() -> None:
     """Replace the stock launchers' entries in Hydra's ConfigStore. The refused ones keep the stock settings,
     so `hydra.launcher.partition=...` still composes and the refusal is the one line."""
     store = ConfigStore.instance()
-    store.store(group="hydra/launcher", name="basic", node={"_target_": f"{__name__}.LocalLauncher"},
-                provider="jepa")
+    classes = {"local": LocalLauncher, "local_processes": LocalProcessesLauncher, "slurm": SlurmLauncher}
+    for alias, name in ALIASES.items():
+        store.store(group="hydra/launcher", name=alias, node={"_target_": f"{__name__}.{classes[name].__name__}"},
+                    provider="jepa")
     for refused, schema in ((SubmititSlurmRefused, stock_config.SlurmQueueConf),
                             (SubmititLocalRefused, stock_config.LocalQueueConf)):
         node = OmegaConf.structured(schema)

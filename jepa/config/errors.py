@@ -24,7 +24,8 @@ EXIT_CONFIG = 2  # every entry point's exit code for a bad value, Hydra's own co
 
 
 
-def _closest(name: str, valid: Sequence[str], prefix: str = "") -> str:
+def did_you_mean(name: str, valid: Sequence[str], prefix: str = "") -> str:
+    """'did you mean X or Y? ' for the valid names closest to a misspelt one (empty when none is close)."""
     close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
     return f"did you mean {' or '.join(prefix + c for c in close)}? " if close else ""
 
@@ -35,14 +36,14 @@ def hydra_refusal(exc: BaseException) -> str:
     cause = exc.__cause__
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
         group, _, option = exc.missing_cfg_file.rpartition("/")
-        return (f"{group}={option!r} is invalid: {_closest(option, exc.options)}the options of {group} are "
+        return (f"{group}={option!r} is invalid: {did_you_mean(option, exc.options)}the options of {group} are "
                 f"{', '.join(exc.options)}")
     unknown_key = isinstance(cause, (ConfigKeyError, ConfigAttributeError))
     if unknown_key and isinstance(cause.parent_node, DictConfig) and cause.full_key:
         parent = cause.full_key[:-len(str(cause.key))] if cause.key else ""
         keys = [str(k) for k in cause.parent_node if str(k) != "hydra"]
         where = f"keys of {parent.rstrip('.')}" if parent else "top-level keys"
-        return (f"{cause.full_key} is not a key of the config: {_closest(str(cause.key), keys, parent)}the {where} "
+        return (f"{cause.full_key} is not a key of the config: {did_you_mean(str(cause.key), keys, parent)}the {where} "
                 f"are {', '.join(keys)}")
     first = str(exc).strip().splitlines()
     return first[0] if first else type(exc).__name__

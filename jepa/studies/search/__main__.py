@@ -101,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
 
 def launcher_named(launch_overrides: list[str]) -> str | None:
     """`hydra/launcher=slurm` (or a cluster profile) runs the workers as a SLURM array, the other launchers
-    as local processes; None where the overrides do not say."""
-    named = [o.split("=", 1)[1] for o in launch_overrides if o.startswith("hydra/launcher=")]
+    (local, basic, local_processes) as local processes; None where the overrides do not say. A refused or
+    unknown launcher name is a ConfigError, as in a sweep (jepa.studies.launcher_names)."""
+    from ..launcher_names import launcher  # noqa: I001  (with the config package: not for `--help`)
+
+    named = [launcher(o.split("=", 1)[1]) for o in launch_overrides if o.startswith("hydra/launcher=")]
     if named:
         return "slurm" if named[-1] == "slurm" else "local"
     return "slurm" if any(o.lstrip("+").startswith("cluster=") for o in launch_overrides) else None
