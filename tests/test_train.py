@@ -1,6 +1,7 @@
 """A training run writes its whole run folder, resumes exactly, and records failures."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 import jepa.training.learner
-from jepa.training import NonFiniteLoss, StopRequested, Trainer, train
+from jepa.training import NonFiniteLoss, StopRequested, Trainer, progress_log, train
 from jepa.training.progress_log import duration, long_run_warning
 
 TIMING = ("time/",)
@@ -159,6 +160,26 @@ def test_long_cpu_run_warning_names_the_ways_out(projected_s, device, warns):
     if warns:
         assert "experiment=quick" in warning and "training.device=cuda" in warning and "hydra/launcher=slurm" in warning
         assert f"about {duration(projected_s)} on the CPU" in warning
+
+
+def test_progress_rates_and_projection_leave_the_time_between_epochs_out(monkeypatch, caplog):
+    """Steps of 2 s and 4 sequences, with 100 s of evaluation between the two epochs: the first line after the
+    evaluation says 2 sequences/s, and the time left is 2 s a step, as before it."""
+    clock = [0.0]
+    monkeypatch.setattr(progress_log.time, "monotonic", lambda: clock[0])
+    caplog.set_level(logging.INFO, logger="jepa")
+    plog = progress_log.ProgressLog(every_minutes=0, total_steps=8, epochs=2, device_type="cpu")
+    plog.lines = True
+    for epoch in (1, 2):
+        clock[0] += 100.0 * (epoch == 2)  # the first epoch's evaluation and checkpoint
+        plog.epoch_start()
+        for step in range(4 * epoch - 3, 4 * epoch + 1):
+            clock[0] += 2.0
+            plog.step(epoch, step, 0.5, 4)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress: ")]
+    assert len(lines) == 7 and all(" 2.00 sequences/s, " in line for line in lines), lines
+    assert lines[3].startswith("progress: epoch 2/2 step 5/8") and lines[3].endswith("about 6s left")
+    assert "(2.00 s a step;" in next(r.getMessage() for r in caplog.records if "projected" in r.getMessage())
 
 
 def test_without_a_terminal_the_log_shows_progress_and_the_projected_time(tmp_path):

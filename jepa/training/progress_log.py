@@ -4,8 +4,9 @@ the loss, sequences/s and the projected time left; in every run, once its first 
 with the projected wall time of the training left; where that exceeds a day on a CPU, one warning naming
 `experiment=quick` and the GPU route.
 
-The projection times the steps after the first of this session (the first pays for warm-up) and leaves
-evaluations out: it is the training steps' time.
+The projection and the rates time the steps after the first of this session (the first pays for warm-up) and
+leave out the time between epochs (evaluation, checkpoint, the next loader's start): they are the training
+steps' time.
 """
 
 import logging
@@ -47,19 +48,30 @@ class ProgressLog:
         self.first: tuple[float, int] | None = None  # (time, global step) at the end of this session's first step
         self.projected = False
         self.last_line, self.sequences = time.monotonic(), 0
+        self.last_step: float | None = None  # when the last step ended
+        self.between_epochs_s = 0.0  # time between epochs since the first step, left out of the projection
+
+    def epoch_start(self) -> None:
+        """Called as an epoch's first step is about to run: the time since the last step is left out."""
+        if self.last_step is not None:
+            gap = time.monotonic() - self.last_step
+            self.last_line += gap
+            if self.first is not None:
+                self.between_epochs_s += gap
 
     def step(self, epoch: int, global_step: int, loss: float, sequences: int) -> None:
-        now = time.monotonic()
+        now = self.last_step = time.monotonic()
         self.sequences += sequences
         if self.first is None:
             self.first = (now, global_step)
             return
         timed = global_step - self.first[1]
-        left_s = (self.total_steps - global_step) * (now - self.first[0]) / timed
+        per_step = (now - self.first[0] - self.between_epochs_s) / timed
+        left_s = (self.total_steps - global_step) * per_step
         if not self.projected and timed >= TIMED_STEPS:
             self.projected = True
             log.info("projected wall time: %s for the %d training steps left (%.2f s a step; evaluations not "
-                     "counted)", duration(left_s), self.total_steps - global_step, (now - self.first[0]) / timed)
+                     "counted)", duration(left_s), self.total_steps - global_step, per_step)
             if warning := long_run_warning(left_s, self.device_type):
                 log.warning("%s", warning)
         if self.lines and now - self.last_line >= self.every_s:

@@ -171,6 +171,7 @@ class Trainer:
                    disable=None if cfg.training.progress else True)
         start, sequences = time.monotonic(), 0
         self.progress_log.lines = bool(bar.disable)  # no bar (no terminal): log lines instead
+        self.progress_log.epoch_start()
         for video, labels in bar:
             values = finite_values(self.train_step(video, labels), epoch_index + 1, p.global_step + 1)
             p.add_step(values)
