@@ -12,7 +12,7 @@ import re
 import pandas as pd
 
 from analysis.load import Sweep
-from analysis.stats import t_interval
+from analysis.stats import metric_interval
 from jepa.config.identity import identifies
 
 # Metrics where smaller is better; everything else (AP, mAP, throughput) is larger-is-better.
@@ -124,10 +124,11 @@ def select_records(sweep: Sweep, metric: str, select: str = "final", goal: str =
 
 
 def summarise_configs(selected: pd.DataFrame, metric: str, goal: str = "max") -> pd.DataFrame:
-    """One row per configuration, best first: mean, std, its 95% t-interval and n of `metric` over its seeds."""
+    """One row per configuration, best first: mean, std, its 95% interval (stats.metric_interval: on the logit
+    scale for AP/mAP) and n of `metric` over its seeds."""
     rows = []
     for config, group in selected.groupby("config", sort=False):
-        iv = t_interval(group[metric] if metric in group else [])
+        iv = metric_interval(group[metric] if metric in group else [], metric)
         rows.append({"config": config, "mean": iv.mean, "std": iv.std, "ci_low": iv.low, "ci_high": iv.high,
                      "n": iv.n, "runs": ", ".join(group.index)})
     table = pd.DataFrame(rows, columns=["config", "mean", "std", "ci_low", "ci_high", "n", "runs"])

@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from analysis.group import ap_keys, format_value, horizon_keys, short_names, sort_values
-from analysis.stats import logit_interval, t_interval, t_quantile
+from analysis.stats import bounded, logit_interval, metric_interval, t_quantile
 from analysis.tables import Grid, PivotTable, facet_title
 
 # Training-curve panels: (metrics.jsonl key, title).
@@ -34,11 +34,6 @@ def colours(n: int) -> list:
     if n <= 20:
         return list(colormaps["tab20"].colors[:n])
     return list(colormaps["viridis"](np.linspace(0, 0.95, n)))
-
-
-def bounded(metric: str) -> bool:
-    """AP and mAP live in [0, 1]."""
-    return "AP" in metric
 
 
 def mean_band(values: np.ndarray):
@@ -114,10 +109,9 @@ def plot_configs(selected: pd.DataFrame, configs: pd.DataFrame, metric: str, cha
             continue
         ax.plot(values, np.full(len(values), y) + np.linspace(-0.12, 0.12, len(values)), "o", color="0.45",
                 markersize=3.5, alpha=0.8, zorder=3, label="a seed" if y == 0 else None)
-        iv = t_interval(values)
-        low, high = logit_interval(values) if bounded(metric) else (iv.low, iv.high)
+        iv = metric_interval(values, metric)
         if iv.defined:
-            ax.plot([low, high], [y, y], color="C0", linewidth=2.2, label="95% interval" if y == 0 else None)
+            ax.plot([iv.low, iv.high], [y, y], color="C0", linewidth=2.2, label="95% interval" if y == 0 else None)
         ax.plot([values.mean()], [y], "|", color="C3", markersize=14, markeredgewidth=2.5,
                 label="mean" if y == 0 else None)
     if chance is not None and bounded(metric):

@@ -19,7 +19,7 @@ from analysis.load import Sweep, find_optuna_studies, load_runs, progress_text
 from analysis.plan import make_plan, plan_markdown
 from analysis.plots import MIN_EVALUATIONS, plot_ap_horizon, plot_configs, plot_curves, plot_heatmap
 from analysis.published import published_table_markdown
-from analysis.stats import POWER, fmt, method_text
+from analysis.stats import POWER, bounded, fmt, method_text
 from analysis.tables import PivotTable, facet_title, pivot, to_csv, to_latex, to_markdown, to_values_frame
 
 DPI = 130
@@ -223,10 +223,11 @@ def _record_copies(folder: Path, copies: list[Path]) -> None:
 
 
 def _save(fig, path: Path, paths: dict | None = None) -> Path:
-    """Write the figure as PNG (`path`) and as PDF beside it; record both in `paths`."""
+    """Write the figure as PNG (`path`) and as PDF beside it; record both in `paths`. The PDF carries no
+    creation date, so the same runs give the same bytes (a regenerated report differs only where it says more)."""
     fig.savefig(path, dpi=DPI)
     pdf = path.with_suffix(".pdf")
-    fig.savefig(pdf)
+    fig.savefig(pdf, metadata={"CreationDate": None})
     if paths is not None:
         paths[path.name], paths[pdf.name] = path, pdf
     return path
@@ -346,7 +347,8 @@ def _table_md(a: Analysis, paths: dict, digits: int) -> list[str]:
 
 
 def _configs_md(a: Analysis, digits: int) -> list[str]:
-    md = ["## Configurations", "", (f"Best first by mean {a.metric}; 95% t-interval of the mean over seeds "
+    how = "t-interval on the logit scale (inside [0, 1])" if bounded(a.metric) else "t-interval"
+    md = ["## Configurations", "", (f"Best first by mean {a.metric}; 95% {how} of the mean over seeds "
                                     "(also in [configs.csv](configs.csv)). The figure shows every seed."), ""]
     rows = [[c.config, f"{fmt(c.mean, digits)} ± {fmt(c.std, digits)}",
              f"[{fmt(c.ci_low, digits)}, {fmt(c.ci_high, digits)}]" if c.n > 1 else "[–]", c.n, c.runs]

@@ -4,8 +4,8 @@ Every verdict is a one-sided t-test at ALPHA / 2 = 2.5% (the side a 95% two-side
 claims combine such tests with stated family-wise control (analysis.claims, docs/statistics.md).
 
 - one configuration: the t-interval of the mean over its n seeds, mean ± t(n-1) · s/√n (s: ddof=1);
-  n = 1: no interval. Figures of AP/mAP use the same interval on the logit scale (`logit_interval`), which
-  stays inside [0, 1].
+  n = 1: no interval. For AP/mAP, tables and figures show the same interval on the logit scale
+  (`metric_interval`), which stays inside [0, 1].
 - two configurations: sharing at least two seeds (same seed: same initial weights and data order), the
   paired t-test of the per-seed differences over the shared seeds (df n-1); otherwise Welch's test (unequal
   variances, Welch-Satterthwaite df).
@@ -17,7 +17,7 @@ claims combine such tests with stated family-wise control (analysis.claims, docs
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import optimize
@@ -39,7 +39,7 @@ class Interval:
     n: int
     low: float
     high: float
-    method: str  # "t", "paired t", "Welch", or "none" (no interval)
+    method: str  # "t", "logit t" (AP/mAP of one configuration), "paired t", "Welch", or "none" (no interval)
     level: float = LEVEL
     se: float = math.nan
     df: float = math.nan
@@ -134,6 +134,22 @@ def logit_interval(values, level: float = LEVEL, eps: float = 1e-4) -> tuple[flo
     iv = t_interval(np.log(x / (1 - x)), level)
     expit = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
     return (expit(iv.low), expit(iv.high)) if iv.defined else (math.nan, math.nan)
+
+
+def bounded(metric: str) -> bool:
+    """AP and mAP live in [0, 1]."""
+    return "AP" in metric
+
+
+def metric_interval(values, metric: str, level: float = LEVEL) -> Interval:
+    """The interval of a configuration's seed mean of `metric`, as tables, configs.csv and figures show it:
+    for AP/mAP the t-interval on the logit scale mapped back (method "logit t": inside [0, 1]), else the
+    t-interval."""
+    iv = t_interval(values, level)
+    if not bounded(metric) or not iv.defined:
+        return iv
+    low, high = logit_interval(values, level)
+    return replace(iv, low=low, high=high, method="logit t")
 
 
 def _by_seed(values) -> dict | None:
@@ -300,7 +316,8 @@ def method_text(level: float = LEVEL) -> str:
     pct = f"{level:.0%}"
     return (f"Intervals are two-sided {pct} confidence intervals over seeds. One configuration: the t-interval "
             f"mean ± t(n-1) · s/√n (s: sample std, ddof=1); with a single seed there is no interval ([–]); "
-            f"figures of AP/mAP draw the same interval computed on the logit scale, which stays inside [0, 1]. "
+            f"for AP/mAP, tables and figures show the same interval computed on the logit scale and mapped back, "
+            f"which stays inside [0, 1]. "
             f"Two configurations: when they share seeds (same seed: same initial weights and data order), the "
             f"paired t-interval of the per-seed differences; otherwise Welch's interval. Every verdict is a "
             f"one-sided test at {(1 - level) / 2:.1%} with the family-wise control its claim states; power "

@@ -1,6 +1,7 @@
 """The pivot table (rows key x columns key, one cell per configuration) and its Markdown, CSV and LaTeX.
 
-Each cell is mean ± sample std (ddof=1) over the seeds of one configuration, its 95% t-interval and n. The
+Each cell is mean ± sample std (ddof=1) over the seeds of one configuration, its 95% interval (for AP/mAP the
+t-interval on the logit scale, which stays inside [0, 1]: stats.metric_interval) and n. The
 best cell is bold only when it beats every other cell of its grid (claims.best_test: paired over shared seeds,
 else Welch, Holm over the comparisons: the rule of claim 1); otherwise it is marked † and a note names the
 cells it is not separable from.
@@ -22,11 +23,13 @@ import pandas as pd
 from analysis.claims import best_test
 from analysis.group import format_value, short_names, sort_values
 from analysis.published import protocol_mismatches, published_cov_std
-from analysis.stats import Interval, interval_text, t_interval
+from analysis.stats import Interval, bounded, interval_text, metric_interval
 
 SINGLE_SEED_NOTE = "± – [–]: a single seed (n=1), so no spread and no interval."
 SPREAD_NOTE = ("Cells: mean ± sample standard deviation over seeds (ddof=1), [95% t-interval of the mean: "
                "mean ± t(n-1)·s/√n], n: number of seeds.")
+BOUNDED_SPREAD_NOTE = ("Cells: mean ± sample standard deviation over seeds (ddof=1), [95% interval of the mean: the "
+                       "t-interval of the seeds' logits, mapped back, so it stays inside [0, 1]], n: number of seeds.")
 BEST_NOTE = ("Bold: the best mean, shown to beat every other cell of its grid (paired over shared seeds or else "
              "Welch, Holm's procedure over the comparisons at 5%). †: the best mean when it is not.")
 
@@ -40,7 +43,7 @@ class Grid:
     std: pd.DataFrame
     n: pd.DataFrame
     best: pd.DataFrame  # bool: the best mean of this grid (ties all marked)
-    low: pd.DataFrame = None  # the 95% t-interval of each cell's mean (NaN for n < 2)
+    low: pd.DataFrame = None  # the 95% interval of each cell's mean (stats.metric_interval; NaN for n < 2)
     high: pd.DataFrame = None
     values: dict = field(default_factory=dict)  # (row, col) -> [(seed, value)]
     top: object = None  # claims.BestTest of the best cell against the others, None with fewer than two cells
@@ -95,18 +98,18 @@ def pivot(selected: pd.DataFrame, rows: str, cols: str, metric: str, facet_keys=
         published = lookup if lookup and not mismatches else None
         labels = {key: f"{names[rows]}={format_value(key[0])}, {names[cols]}={format_value(key[1])}"
                   for key in cells[facet]}
-        table.grids.append(_grid(dict(zip(facet_keys, facet, strict=True)), cells[facet], labels, goal, published,
-                                 mismatches))
+        table.grids.append(_grid(dict(zip(facet_keys, facet, strict=True)), cells[facet], labels, goal, metric,
+                                 published, mismatches))
     return table
 
 
-def _grid(facet: dict, cells: dict, labels: dict, goal: str, published=None, protocol=()) -> Grid:
+def _grid(facet: dict, cells: dict, labels: dict, goal: str, metric: str, published=None, protocol=()) -> Grid:
     row_values = sort_values(r for r, _ in cells)
     col_values = sort_values(c for _, c in cells)
     names = ("mean", "std", "n", "low", "high")
     frames = {name: pd.DataFrame(np.nan, index=row_values, columns=col_values) for name in names}
     for (row, col), pairs in cells.items():
-        iv = t_interval([v for _, v in pairs])
+        iv = metric_interval([v for _, v in pairs], metric)
         for name, number in zip(names, (iv.mean, iv.std, iv.n, iv.low, iv.high), strict=True):
             frames[name].loc[row, col] = number
     mean = frames["mean"]
@@ -136,10 +139,12 @@ LATEX = (" $\\pm$ ", "\\textbf{{{}}}", " {{\\scriptsize ({})}}", " {{\\scriptsiz
          " {{\\scriptsize pub {}}}")
 
 
-def cell_interval(grid: Grid, row, col):
-    """The cell's stats.Interval (from the grid's frames)."""
-    return Interval(grid.mean.loc[row, col], grid.std.loc[row, col], int(grid.n.loc[row, col]),
-                    grid.low.loc[row, col], grid.high.loc[row, col], "t" if grid.n.loc[row, col] > 1 else "none")
+def cell_interval(grid: Grid, row, col, metric: str = ""):
+    """The cell's stats.Interval (from the grid's frames); its method as stats.metric_interval names it."""
+    n = int(grid.n.loc[row, col])
+    method = "none" if n < 2 else "logit t" if bounded(metric) else "t"
+    return Interval(grid.mean.loc[row, col], grid.std.loc[row, col], n, grid.low.loc[row, col],
+                    grid.high.loc[row, col], method)
 
 
 def _cell_text(grid: Grid, row, col, digits: int, style) -> str:
@@ -174,8 +179,9 @@ def _corner(table: PivotTable) -> str:
 
 def caption(table: PivotTable) -> str:
     which = "at the final epoch" if table.select == "final" else f"at each run's best epoch ({table.goal})"
+    interval = "95% logit-scale t-interval" if bounded(table.metric) else "95% t-interval"
     return (f"{table.metric} {which}; rows {table.rows}, columns {table.cols}; "
-            f"mean ± std [95% t-interval] (n seeds); bold: the best, shown to beat every other cell; †: the best "
+            f"mean ± std [{interval}] (n seeds); bold: the best, shown to beat every other cell; †: the best "
             f"mean, not shown to.")
 
 
@@ -197,7 +203,8 @@ def to_markdown(table: PivotTable, digits: int = 3) -> str:
 
 
 def _footnotes(table: PivotTable, digits: int = 3) -> list[str]:
-    notes = [SPREAD_NOTE, BEST_NOTE, "Empty cell: no finished run of that configuration."]
+    spread = BOUNDED_SPREAD_NOTE if bounded(table.metric) else SPREAD_NOTE
+    notes = [spread, BEST_NOTE, "Empty cell: no finished run of that configuration."]
     notes += [SINGLE_SEED_NOTE] if _has_single_seed(table) else []
     notes += [separation_note(grid, table, digits) for grid in table.grids]
     notes += [published_note(grid) for grid in table.grids[:1] if published_note(grid)]
@@ -235,7 +242,7 @@ def to_csv(table: PivotTable, digits: int = 3) -> str:
 
 
 def to_values_frame(table: PivotTable) -> pd.DataFrame:
-    """Long form for machines: facet keys, rows key, columns key, mean, std, n, the 95% t-interval, best
+    """Long form for machines: facet keys, rows key, columns key, mean, std, n, the 95% interval and its method, best
     (highest mean), separable (best and separable from the runner-up), published (full precision)."""
     records = []
     for grid in table.grids:
@@ -247,7 +254,7 @@ def to_values_frame(table: PivotTable) -> pd.DataFrame:
                                     "mean": grid.mean.loc[row, col], "std": grid.std.loc[row, col],
                                     "n": int(grid.n.loc[row, col]), "ci_low": grid.low.loc[row, col],
                                     "ci_high": grid.high.loc[row, col],
-                                    "ci_method": "t" if grid.n.loc[row, col] > 1 else "none",
+                                    "ci_method": cell_interval(grid, row, col, table.metric).method,
                                     "best": best, "separable_best": best and grid.separable,
                                     "published": (grid.published.loc[row, col] if grid.published is not None
                                                   else math.nan)})

@@ -163,9 +163,11 @@ def test_table_markdown_cells_are_seed_means_spreads_and_counts(grid_report):
     # The best mean (100, 10) is not separable from the runner-up (100, 1), a single seed: † and no bold.
     assert [key for key, text in cells.items() if parse_cell(text)[3]] == []
     assert [key for key, text in cells.items() if parse_cell(text)[4]] == [("100", "10")]
-    # t-intervals: 0.3 ± 4.3027 * 0.1 / sqrt(3) = [0.052, 0.548]; 0.62 ± 4.3027 * 0.026458 / sqrt(3) = [0.554, 0.686]
-    assert cells["1", "1"] == "0.300 ± 0.100 [0.052, 0.548] (n=3)"
-    assert cells["100", "10"] == "0.620 ± 0.026† [0.554, 0.686] (n=3)"
+    # logit-scale t-intervals: logits of 0.2, 0.3, 0.4 have mean -0.8797 and sd 0.4905, so
+    # expit(-0.8797 ± 4.3027 * 0.4905 / sqrt(3)) = [0.109, 0.584] (the plain t-interval is [0.052, 0.548]);
+    # 0.60, 0.61, 0.65 give [0.552, 0.684]
+    assert cells["1", "1"] == "0.300 ± 0.100 [0.109, 0.584] (n=3)"
+    assert cells["100", "10"] == "0.620 ± 0.026† [0.552, 0.684] (n=3)"
     assert cells["100", "1"] == "0.520 ± – [–] (n=1)"
     text = paths["table.md"].read_text()
     assert "a single seed (n=1), so no spread and no interval" in text
@@ -182,7 +184,7 @@ def test_a_separable_best_cell_is_bold(tmp_path):
     paths = build_report([root])
     text = paths["table.md"].read_text()
     cells = markdown_grid(text)
-    assert cells["100", "10"] == "**0.620 ± 0.026** [0.554, 0.686] (n=3)"
+    assert cells["100", "10"] == "**0.620 ± 0.026** [0.552, 0.684] (n=3)"
     assert cells["1", "10"] == ""  # no run of that configuration
     assert not any(parse_cell(t)[4] for t in cells.values() if t)
     # beats every other cell: Holm over 2 paired comparisons (the runner-up at 5%, the other at 2.5%)
@@ -208,8 +210,8 @@ def test_table_csv_keeps_the_published_layout_and_exact_values(sweep_dir):
     assert values.loc[values["best"], ["loss.cov_coeff", "loss.std_coeff"]].values.tolist() == [[100, 10]]
     assert not values["separable_best"].any() and values["published"].isna().all()
     best = values[values["best"]].iloc[0]
-    assert best["ci_low"] == pytest.approx(0.554276, abs=1e-6) and best["ci_high"] == pytest.approx(0.685724, abs=1e-6)
-    assert values["ci_method"].tolist() == ["t", "t", "none", "t"]
+    assert best["ci_low"] == pytest.approx(0.552173, abs=1e-6) and best["ci_high"] == pytest.approx(0.683900, abs=1e-6)
+    assert values["ci_method"].tolist() == ["logit t", "logit t", "none", "logit t"]
 
 
 def test_table_latex_marks_the_best_cell(grid_report):
@@ -217,7 +219,7 @@ def test_table_latex_marks_the_best_cell(grid_report):
     assert "\\toprule" in tex and "cov\\_coeff $\\backslash$ std\\_coeff & 1 & 10 \\\\" in tex
     assert tex.count("\\textbf{") == 0  # the best is not separable: a dagger, not bold
     assert ("100 & 0.520 $\\pm$ – {\\scriptsize [–]} {\\scriptsize (1)} & 0.620 $\\pm$ 0.026$^\\dagger$ "
-            "{\\scriptsize [0.554, 0.686]} {\\scriptsize (3)} \\\\") in tex
+            "{\\scriptsize [0.552, 0.684]} {\\scriptsize (3)} \\\\") in tex
 
 
 def test_select_best_takes_each_runs_best_epoch(tmp_path):
@@ -593,7 +595,7 @@ def test_report_has_the_claims_section(grid_report):
     assert set(verdicts["claim"]) == {1, 2, 3, 4}
     configs = pd.read_csv(grid_report["configs.csv"])
     assert configs.loc[0, "config"] == "cov_coeff=100, std_coeff=10"
-    assert configs.loc[0, "ci_low"] == pytest.approx(0.554276, abs=1e-6)
+    assert configs.loc[0, "ci_low"] == pytest.approx(0.552173, abs=1e-6)  # on the logit scale, as in the table
 
 
 def test_report_names_folders_relative_to_the_working_directory(tmp_path, monkeypatch):

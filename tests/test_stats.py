@@ -16,6 +16,7 @@ from analysis.stats import (
     holm,
     interval_text,
     logit_interval,
+    metric_interval,
     p_above,
     paired_difference,
     power,
@@ -64,6 +65,17 @@ def test_logit_interval_stays_inside_0_1_where_the_t_interval_does_not():
     assert high == pytest.approx(1 / (1 + math.exp(2.9181 - 3.3357)), abs=1e-4)
     assert 0 < low < np.mean(values) < high < 1
     assert all(math.isnan(v) for v in logit_interval([0.5]))
+
+
+def test_tables_take_the_logit_interval_for_ap_and_the_t_interval_otherwise():
+    """One rule for a configuration's interval in tables, configs.csv and figures: AP/mAP on the logit scale."""
+    values = [0.02, 0.03, 0.2]
+    for metric in ("val/mAP", "val/AP_3", "val/mAP_full"):
+        iv = metric_interval(values, metric)
+        assert (iv.low, iv.high) == logit_interval(values) and iv.method == "logit t" and iv.mean == np.mean(values)
+    plain = metric_interval(values, "train/loss")
+    assert (plain.low, plain.high, plain.method) == (t_interval(values).low, t_interval(values).high, "t")
+    assert metric_interval([0.5], "val/mAP").method == "none"
 
 
 def test_paired_difference_over_shared_seeds():
