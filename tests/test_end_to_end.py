@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from analysis import build_report
-from analysis.stats import interval_text, t_interval
+from analysis.stats import interval_text, metric_interval
 from tests.conftest import TINY
 
 
@@ -56,8 +56,8 @@ def test_tiny_steps_study_with_seeds_to_report_with_intervals_and_claims(tmp_pat
     paths = build_report([sweep], out=tmp_path / "report", rows="model.steps", cols="loss.std_coeff")
     table = paths["table.md"].read_text()
     for by_seed in finals.values():
-        iv = t_interval(list(by_seed.values()))
-        assert f"{interval_text(iv)} (n=2)" in table
+        iv = metric_interval(list(by_seed.values()), "val/mAP")  # on the logit scale: inside [0, 1]
+        assert f"{interval_text(iv)} (n=2)" in table and 0 <= iv.low <= iv.high <= 1
     report = paths["report"].read_text()
     claim3 = next(line for line in report.splitlines() if line.startswith("| 3 |"))
     assert any(f"**{v}**" in claim3 for v in ("supported", "contradicted", "inconclusive"))
