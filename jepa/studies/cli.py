@@ -8,7 +8,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .cost import main as cost_main
 from .status import counts, counts_line, format_table, sweep_states
 
 
@@ -27,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     cost.add_argument("--json", action="store_true", help="one JSON object: runs and total")
     args = parser.parse_args(argv)
     if args.command == "cost":
+        from .cost import main as cost_main  # noqa: I001  (Hydra's compose and torch: `status` needs neither)
+
         return cost_main(args)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a folder")

@@ -19,13 +19,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import ConfigError, compose_config
 from ..config.errors import exit_on_bad_input
-from ..config.resources import conf_dir
 from ..data import epoch_sequences
 
 
@@ -62,8 +60,7 @@ def sweep_runs(overrides: list[str]) -> list[list[str]]:
 
 def sweeper_params(overrides: list[str]) -> dict[str, str]:
     """`hydra.sweeper.params` of the sweep files named by `+sweeps=...` on the command line."""
-    with initialize_config_dir(str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    cfg = compose_config(overrides, check=False, with_hydra=True)
     params = OmegaConf.select(cfg, "hydra.sweeper.params") or {}
     return {str(k): str(v) for k, v in params.items()}
 
