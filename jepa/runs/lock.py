@@ -55,10 +55,13 @@ def current_job() -> str | None:
             return str(submitit.JobEnvironment().job_id)
         except Exception:  # noqa: BLE001  (an executor submitit does not know: name the job as SLURM would)
             pass
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
-    return env.get("SLURM_JOB_ID")
+    return slurm_job()
+
+
+def slurm_job() -> str | None:
+    """The SLURM job or array task (`1234_5`) this process runs in, from SLURM's environment; None outside."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
 def pid_alive(pid: int | str) -> bool:

@@ -34,7 +34,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from ...config import ConfigError
-from ..jobs import pid_alive
+from ...runs.lock import pid_alive, slurm_job
 from .spec import LOCKS, PRUNERS, SAMPLERS, compose_trial, distributions, override
 
 log = logging.getLogger("jepa.studies.search")
@@ -142,11 +142,6 @@ def suggest(trial: optuna.Trial, name: str, dist):
     if isinstance(dist, optuna.distributions.IntDistribution):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
-
-
-def slurm_job() -> str | None:
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
 
 
 # ---------------------------------------------------------------- training with pruning
