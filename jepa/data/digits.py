@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from jepa.config.errors import ConfigError
-from jepa.config.schema import ALIASES, DIGIT_SOURCES
+from jepa.config.schema import DIGIT_SOURCES, same_value
 from jepa.data.download import fetch_first
 
-DIGIT_ALIASES = ALIASES["data.digits"]  # a name -> the name it stands for (the same digits)
-BUILTIN_ALIASES = ("builtin", *(a for a, name in DIGIT_ALIASES.items() if name == "builtin"))
 BUILTIN_FILE = "mnist_digits.npz"  # its source and licence: MNIST_NOTICE.md beside it
 DIGIT_SIZE = 28
 SPLIT_SEED = 0  # the train/val digit split ignores the run seed: every seed validates on the same digits
@@ -84,7 +82,7 @@ def find_mnist(root: Path, digits_path: str | None, download: bool) -> Path:
 
 def load_digits(source: str, root: str | Path, digits_path: str | None = None, download: bool = False) -> np.ndarray:
     """Digits of `source` (one of DIGIT_SOURCES) -> uint8 [N, 28, 28]. Raises ConfigError when unavailable."""
-    if source in BUILTIN_ALIASES:
+    if same_value("data.digits", source) == "builtin":  # or a former name of it
         return builtin_digits()
     if source == "mnist":
         return read_mnist_file(find_mnist(Path(root).expanduser().resolve(), digits_path, download))
