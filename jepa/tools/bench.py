@@ -52,6 +52,7 @@ from ..performance.cpu_allocator import PRELOAD_LIBRARIES, preload_library, set_
 from ..performance.device import resolve_device
 from ..performance.options import apply_numerics
 from ..reference import Reference, copy_weights
+from ..studies.cost import epoch_seconds, run_hours
 from ..training.learner import AMP_DTYPES, Learner
 
 PROCESS_START = time.time()  # as near the process's start as this module gets: imports come before
@@ -240,7 +241,6 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
     seconds = statistics.median(times)
     batch = cfg.data.batch_size
     seq_per_s = batch / seconds
-    epoch_s = epoch_sequences(cfg.data) / seq_per_s
     return {
         "impl": impl, "mode": mode if impl == "ours" else "reference", "options": mode_overrides(mode)
         if impl == "ours" else [], "device": str(device),
@@ -259,8 +259,8 @@ def measure(cfg, impl: str, mode: str, steps: int, warmup: int) -> dict:
         "matmul_precision": matmul_precision(device, precision, t.tf32),
         "matmul_tflops_per_s": statistics.mean(matmul) / 1e3,
         "fraction_of_matmul_rate": flops / seconds / 1e9 / statistics.mean(matmul),
-        "epoch_sequences": epoch_sequences(cfg.data), "epoch_s": epoch_s,
-        "epochs": t.epochs, "run_h": t.epochs * epoch_s / 3600,
+        "epoch_sequences": epoch_sequences(cfg.data), "epoch_s": epoch_seconds(cfg.data, seq_per_s),
+        "epochs": t.epochs, "run_h": run_hours(cfg, seq_per_s),
         "sys_s_per_step": (sys1 - sys0) / steps, "minor_faults_per_step": (faults1 - faults0) / steps,
         "peak_rss_mb": peak_rss, "peak_rss_above_start_mb": peak_rss - rss_start, "peak_cuda_mb": peak_cuda,
     }
