@@ -55,7 +55,14 @@ def run(args: argparse.Namespace) -> int:
     # optuna, Hydra and the trainer load only once a command needs them (`--help` answers at once)
     from omegaconf import OmegaConf
 
-    from .launch import launch_local, launch_slurm, prepare_study, slurm_executor, split_launch_overrides
+    from .launch import (
+        launch_local,
+        launch_slurm,
+        prepare_study,
+        slurm_executor,
+        slurm_settings,
+        split_launch_overrides,
+    )
     from .spec import load_sweep
     from .worker import finished
 
@@ -70,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     study_dir = Path(spec.study_dir)
     if spec.launcher == "slurm":
         try:  # submitit checks the executor and its parameters' names: before the study folder is written
-            slurm_executor(study_dir, spec, launch)
+            slurm_executor(study_dir, spec, slurm_settings(spec, launch))
         except (ValueError, TypeError, NameError, RuntimeError) as err:  # NameError: an unknown parameter
             raise ConfigError("slurm", OmegaConf.to_container(spec.slurm), f"submitit's executor settings "
                               f"({type(err).__name__}: {err})") from None

@@ -122,9 +122,9 @@ def slurm_settings(spec: DictConfig, launch_overrides=()) -> dict:
     return {**settings, "name": spec.name}
 
 
-def slurm_executor(study_dir: Path, spec: DictConfig, launch_overrides=()):
-    return make_executor(spec.slurm.cluster or "slurm", study_dir / "slurm" / "%j",
-                         slurm_settings(spec, launch_overrides))
+def slurm_executor(study_dir: Path, spec: DictConfig, settings: dict):
+    """The array's executor from `slurm_settings`."""
+    return make_executor(spec.slurm.cluster or "slurm", study_dir / "slurm" / "%j", settings)
 
 
 def launch_slurm(study_dir: Path, spec: DictConfig, wait: bool = True, launch_overrides=()) -> tuple[list, int]:
@@ -133,8 +133,9 @@ def launch_slurm(study_dir: Path, spec: DictConfig, wait: bool = True, launch_ov
     Returns the submitit jobs and how many failed (0 without wait). A failed task is logged; the trial it
     was running is retried by the other tasks or the next launch.
     """
-    threads = slurm_settings(spec, launch_overrides).get("cpus_per_task") or 1
-    executor = slurm_executor(study_dir, spec, launch_overrides)
+    settings = slurm_settings(spec, launch_overrides)
+    threads = settings.get("cpus_per_task") or 1
+    executor = slurm_executor(study_dir, spec, settings)
     jobs = executor.map_array(run_worker, [str(study_dir)] * spec.workers, range(spec.workers),
                               [threads] * spec.workers)
     after_submission(executor)
