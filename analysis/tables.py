@@ -23,7 +23,7 @@ import pandas as pd
 from analysis.claims import best_test
 from analysis.group import format_value, short_names, sort_values
 from analysis.published import protocol_mismatches, published_cov_std
-from analysis.stats import Interval, bounded, interval_text, metric_interval
+from analysis.stats import bounded, interval_text, metric_interval
 
 SINGLE_SEED_NOTE = "± – [–]: a single seed (n=1), so no spread and no interval."
 SPREAD_NOTE = ("Cells: mean ± sample standard deviation over seeds (ddof=1), [95% t-interval of the mean: "
@@ -43,8 +43,7 @@ class Grid:
     std: pd.DataFrame
     n: pd.DataFrame
     best: pd.DataFrame  # bool: the best mean of this grid (ties all marked)
-    low: pd.DataFrame = None  # the 95% interval of each cell's mean (stats.metric_interval; NaN for n < 2)
-    high: pd.DataFrame = None
+    intervals: dict = field(default_factory=dict)  # (row, col) -> the cell's stats.metric_interval
     values: dict = field(default_factory=dict)  # (row, col) -> [(seed, value)]
     top: object = None  # claims.BestTest of the best cell against the others, None with fewer than two cells
     published: pd.DataFrame = None  # published value per cell when the runs follow the published protocol
@@ -106,11 +105,11 @@ def pivot(selected: pd.DataFrame, rows: str, cols: str, metric: str, facet_keys=
 def _grid(facet: dict, cells: dict, labels: dict, goal: str, metric: str, published=None, protocol=()) -> Grid:
     row_values = sort_values(r for r, _ in cells)
     col_values = sort_values(c for _, c in cells)
-    names = ("mean", "std", "n", "low", "high")
+    names = ("mean", "std", "n")
     frames = {name: pd.DataFrame(np.nan, index=row_values, columns=col_values) for name in names}
-    for (row, col), pairs in cells.items():
-        iv = metric_interval([v for _, v in pairs], metric)
-        for name, number in zip(names, (iv.mean, iv.std, iv.n, iv.low, iv.high), strict=True):
+    intervals = {key: metric_interval([v for _, v in pairs], metric) for key, pairs in cells.items()}
+    for (row, col), iv in intervals.items():
+        for name, number in zip(names, (iv.mean, iv.std, iv.n), strict=True):
             frames[name].loc[row, col] = number
     mean = frames["mean"]
     target = mean.max().max() if goal == "max" else mean.min().min()
@@ -118,8 +117,8 @@ def _grid(facet: dict, cells: dict, labels: dict, goal: str, metric: str, publis
     if published is not None:
         pub = pd.DataFrame([[published(r, c) for c in col_values] for r in row_values], index=row_values,
                            columns=col_values, dtype=float)
-    return Grid(facet, mean, frames["std"], frames["n"].fillna(0).astype(int), mean == target, frames["low"],
-                frames["high"], dict(cells), best_test(cells, labels, goal), pub, list(protocol))
+    return Grid(facet, mean, frames["std"], frames["n"].fillna(0).astype(int), mean == target, intervals,
+                dict(cells), best_test(cells, labels, goal), pub, list(protocol))
 
 
 def _list(index, limit: int = 5) -> str:
@@ -139,14 +138,6 @@ LATEX = (" $\\pm$ ", "\\textbf{{{}}}", " {{\\scriptsize ({})}}", " {{\\scriptsiz
          " {{\\scriptsize pub {}}}")
 
 
-def cell_interval(grid: Grid, row, col, metric: str = ""):
-    """The cell's stats.Interval (from the grid's frames); its method as stats.metric_interval names it."""
-    n = int(grid.n.loc[row, col])
-    method = "none" if n < 2 else "logit t" if bounded(metric) else "t"
-    return Interval(grid.mean.loc[row, col], grid.std.loc[row, col], n, grid.low.loc[row, col],
-                    grid.high.loc[row, col], method)
-
-
 def _cell_text(grid: Grid, row, col, digits: int, style) -> str:
     """'0.607 ± 0.012 [0.577, 0.637] (n=3)' in `style`, bold when the separable best, † when the best but not
     separable; the published value after it when the grid has one; '' for a configuration without runs."""
@@ -159,7 +150,7 @@ def _cell_text(grid: Grid, row, col, digits: int, style) -> str:
     text = bold.format(value) if grid.best.loc[row, col] and grid.separable else value
     if grid.best.loc[row, col] and not grid.separable and grid.top is not None:
         text += dagger
-    text += interval.format(interval_text(cell_interval(grid, row, col), digits)) + count.format(n)
+    text += interval.format(interval_text(grid.intervals[row, col], digits)) + count.format(n)
     if grid.published is not None and not math.isnan(grid.published.loc[row, col]):
         text += published.format(f"{grid.published.loc[row, col]:.{digits}f}")
     return text
@@ -249,12 +240,11 @@ def to_values_frame(table: PivotTable) -> pd.DataFrame:
         for row in grid.mean.index:
             for col in grid.mean.columns:
                 if grid.n.loc[row, col]:
-                    best = bool(grid.best.loc[row, col])
+                    best, iv = bool(grid.best.loc[row, col]), grid.intervals[row, col]
                     records.append({**grid.facet, table.rows: row, table.cols: col,
                                     "mean": grid.mean.loc[row, col], "std": grid.std.loc[row, col],
-                                    "n": int(grid.n.loc[row, col]), "ci_low": grid.low.loc[row, col],
-                                    "ci_high": grid.high.loc[row, col],
-                                    "ci_method": cell_interval(grid, row, col, table.metric).method,
+                                    "n": int(grid.n.loc[row, col]), "ci_low": iv.low, "ci_high": iv.high,
+                                    "ci_method": iv.method,
                                     "best": best, "separable_best": best and grid.separable,
                                     "published": (grid.published.loc[row, col] if grid.published is not None
                                                   else math.nan)})
