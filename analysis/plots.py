@@ -203,14 +203,19 @@ def _baseline(runs: pd.DataFrame, name: str, full: bool):
     return np.array([k + 1 for k, _ in keys]), runs[[c for _, c in keys]].astype(float).mean().to_numpy()
 
 
+def evaluations(epochs: pd.DataFrame, runs: pd.DataFrame) -> pd.Series:
+    """Epoch records of each finished run of `runs` (0 for the others): a training curve needs MIN_EVALUATIONS."""
+    counts = runs["run"].map(epochs.groupby("run")["epoch"].count()).fillna(0)
+    return counts.where(runs["status"] == "done", 0)
+
+
 def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs=None) -> Figure:
     """Training curves, one line per configuration (seed mean per epoch, 95% band: t-interval, logit scale for
     AP) for each panel key.
 
     `runs` needs `run`, `status`, `config`; only finished runs with at least MIN_EVALUATIONS epoch records are
     drawn. `configs`: the configuration labels to draw (default: all, in `runs` order)."""
-    counts = epochs.groupby("run")["epoch"].count()
-    done = runs.loc[(runs["status"] == "done") & runs["run"].map(counts).ge(MIN_EVALUATIONS), ["run", "config"]]
+    done = runs.loc[evaluations(epochs, runs).ge(MIN_EVALUATIONS), ["run", "config"]]
     configs = list(dict.fromkeys(done["config"] if configs is None else configs))
     data = epochs.merge(done[done["config"].isin(configs)], on="run")
     fig = Figure(figsize=(11, 7.5), layout="constrained")

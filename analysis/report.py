@@ -17,7 +17,7 @@ from analysis.factorial import factorial, factorial_frame, factorial_markdown
 from analysis.group import add_configs, ap_keys, infer_goal, select_records, summarise_configs, varying_keys
 from analysis.load import Sweep, find_optuna_studies, load_runs, progress_text
 from analysis.plan import make_plan, plan_markdown
-from analysis.plots import MIN_EVALUATIONS, plot_ap_horizon, plot_configs, plot_curves, plot_heatmap
+from analysis.plots import MIN_EVALUATIONS, evaluations, plot_ap_horizon, plot_configs, plot_curves, plot_heatmap
 from analysis.published import published_table_markdown
 from analysis.stats import POWER, bounded, fmt, method_text
 from analysis.tables import PivotTable, facet_title, pivot, to_csv, to_latex, to_markdown, to_values_frame
@@ -110,16 +110,15 @@ def _write_figures(a: Analysis, out: Path, paths: dict, digits: int, full: bool)
     for full_protocol in (False, True) if full else (False,):
         name = "ap_horizon_full.png" if full_protocol else "ap_horizon.png"
         _save(plot_ap_horizon(a.selected, a.keys, a.hue, full_protocol), out / name, paths)
-    if _evaluations(a).max() >= MIN_EVALUATIONS:
+    if _most_evaluations(a) >= MIN_EVALUATIONS:
         shown = list(a.configs["config"][:MAX_CURVES])
         curve_configs = [c for c in dict.fromkeys(a.sweep.runs["config"]) if c in shown]
         _save(plot_curves(a.sweep.epochs, a.sweep.runs, configs=curve_configs), out / "curves.png", paths)
 
 
-def _evaluations(a: Analysis) -> pd.Series:
-    """Epoch records per finished run (0 for none): a training curve needs MIN_EVALUATIONS."""
-    done = a.sweep.runs.loc[a.sweep.runs["status"] == "done", "run"]
-    return done.map(a.sweep.epochs.groupby("run")["epoch"].count()).fillna(0) if len(done) else pd.Series([0])
+def _most_evaluations(a: Analysis) -> int:
+    """The most epoch records of a finished run (0 without one): a training curve needs MIN_EVALUATIONS."""
+    return int(max(evaluations(a.sweep.epochs, a.sweep.runs), default=0))
 
 
 def _heatmaps(table: PivotTable) -> list[tuple[str, object]]:
@@ -379,8 +378,8 @@ def _figures_md(a: Analysis, paths: dict) -> list[str]:
     if not ap_keys(a.selected.columns):
         md.append("No run logged val/AP_k.")
     md += ["", "## Training curves", ""]
-    most = int(_evaluations(a).max())
     if "curves.png" not in paths:
+        most = _most_evaluations(a)
         return md + [f"None drawn: no finished run has {MIN_EVALUATIONS} or more evaluations (the most is {most}); "
                      f"a curve needs at least {MIN_EVALUATIONS} points.", ""]
     shown = f"The {MAX_CURVES} best of {len(a.configs)} configurations by {a.metric}" if len(a.configs) > MAX_CURVES \
