@@ -286,7 +286,7 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
         return _not_applicable(2, "not applicable (the runs log AP at fewer than two horizons).")
     copy = dict(horizon_keys(selected.columns, "val/copy_last/AP_full_" if full else "val/copy_last/AP_"))
     x = np.array([k + 1 for k, _ in horizons], dtype=float)
-    checks, learning = [], []
+    left_out, learning = [], []
     for config, runs in selected.groupby("config", sort=False):
         values = runs[[c for _, c in horizons]].astype(float).to_numpy()
         base = runs[[copy.get(k, c) for k, c in horizons]].astype(float).to_numpy() if copy else np.nan * values
@@ -299,14 +299,18 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
                     f"{fmt(values[keep, -1].mean(), digits)}; slope per step {fmt(slope.mean, 4, True)} "
                     f"[{fmt(slope.low, 4, True)}, {fmt(slope.high, 4, True)}] (n={slope.n}); mAP minus copy-last "
                     f"{fmt(gain.mean, digits, True)} [{fmt(gain.low, digits, True)}, {fmt(gain.high, digits, True)}]")
-        if copy and not p_above(gain.mean, gain.se, gain.df) <= ALPHA / 2:
-            p = float(p_above(gain.mean, gain.se, gain.df))
-            checks.append(Check(config, NOT_APPLICABLE, evidence + ": not shown to beat copy-last",
-                                [Comparison(f"{config}: mAP minus copy-last", (config,), _one_sample(gain), p, False)]))
+        p = float(p_above(gain.mean, gain.se, gain.df))
+        if copy and not p <= ALPHA / 2:
+            left_out.append((config, evidence, Comparison(f"{config}: mAP minus copy-last", (config,),
+                                                          _one_sample(gain), p, False)))
             continue
         minus_slope = _one_sample(slope, -1)  # "above zero" is a fall
         learning.append((config, evidence, Comparison(f"{config}: minus slope", (config,), minus_slope, math.nan,
                                                       False)))
+    # none shown to learn at this n: the claim cannot be tested yet, the plan says what would
+    verdict, note = (NOT_APPLICABLE, ", left out") if learning else (INCONCLUSIVE, " at this n")
+    checks = [Check(config, verdict, f"{evidence}: not shown to beat copy-last{note}", [comparison])
+              for config, evidence, comparison in left_out]
     if learning:
         mean, se, df = _arrays([c for *_, c in learning])
         verdicts, p = all_above(mean, se, df)
@@ -316,10 +320,6 @@ def check_horizon(selected: pd.DataFrame, keys: list[str], digits: int = 3, full
             own = SUPPORTED if p_one <= ALPHA / 2 else CONTRADICTED if rise else INCONCLUSIVE
             checks.append(Check(config, own, f"{evidence}; slope < 0: one-sided {p_text(p_one)}",
                                 [] if comparison.decided else [comparison]))
-    for check in checks:  # none shown to learn at this n: the claim cannot be tested yet, the plan says what would
-        if check.verdict == NOT_APPLICABLE:
-            check.verdict, check.evidence = (NOT_APPLICABLE, check.evidence + ", left out") if learning else \
-                (INCONCLUSIVE, check.evidence + " at this n")
     claim = _claim(2, checks, str(verdicts) if learning else None)
     claim.summary += (" No configuration is shown to beat copy-last at this n." if not learning else "")
     claim.summary += (" Only configurations whose mAP is shown above copy-last's count; each needs its slope of "
