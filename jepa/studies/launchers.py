@@ -47,7 +47,7 @@ from ..config.errors import EXIT_CONFIG, RunExit
 from ..runs import FAILED, INVALID, RunFolder, folder_state, is_done, live_holder
 from ..runs.lock import describe
 from ..training import StopRequested, request_stop
-from ..training.start import decide_start
+from ..training.start import refusal_before_start
 from .executor import after_submission, make_executor, threads_per_run
 from .jobs import job_activity
 from .manifest import ManifestError, manifest_lock, now, read_manifest, update_manifest
@@ -187,7 +187,8 @@ class StudyLauncher:
         state = folder_state(folder)
         if state.status == INVALID:  # launched anyway: the run rebuilds it from its checkpoint
             log.warning("%s", state.reason)
-        if is_done(state.results, run.config.training.epochs):
+        done = is_done(state.results, run.config.training.epochs)
+        if done:
             run.skip = "done"
         elif activity.get(run.name) in ("waiting", "running"):
             run.skip = f"already queued or running as job {entries[run.name]['job_id']}"
@@ -197,11 +198,10 @@ class StudyLauncher:
             return None
         if not folder.is_dir():
             return None
-        try:
-            decide_start(task_config(run.config), RunFolder(folder), load=False)
-        except ConfigError as refusal:
+        try:  # the folder's config.yaml stands for its checkpoint's config: nothing is loaded
+            return refusal_before_start(task_config(run.config), RunFolder(folder), done=done)
+        except ConfigError as refusal:  # a training.allow_config_change that is not a boolean
             return refusal
-        return None
 
     def record(self, runs: list[PlannedRun], jobs: dict[str, tuple[str, str | None]]) -> None:
         """Write the runs into the manifest; jobs: run name -> (job id, job log) of those just launched."""

@@ -72,23 +72,35 @@ def _refusal(changes: dict[str, tuple], folder: RunFolder, source: str = "its ch
                        f"under the new values with {SWITCH}=true (recorded in config_changes.jsonl)")
 
 
-def refusal_before_start(cfg: DictConfig, folder: RunFolder, done: bool = False) -> ConfigError | None:
-    """The refusal a start of `cfg` in `folder` meets, read from the folder's config.yaml (which always holds
-    the config of the run its checkpoint continues): for a study launcher to refuse a sweep before any run
-    starts, and for a finished run (done: True), which is not resumed but must not be taken for another
-    configuration's. None where the start goes on (or decides for itself: no readable config.yaml)."""
-    if not folder.config.is_file():
-        return None
-    if not done and cfg.training.resume is not True:
-        return None
+def _config_yaml_changes(cfg: DictConfig, folder: RunFolder) -> dict[str, tuple] | None:
+    """The compared changes from the folder's config.yaml to `cfg`, training.epochs left out; None where
+    config.yaml is missing, unreadable or not a mapping (the run's start rewrites it)."""
     try:
-        old = yaml.safe_load(folder.config.read_text())
+        old = yaml.safe_load(folder.config.read_text()) if folder.config.is_file() else None
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     if not isinstance(old, dict):
         return None
     changes = config_changes(old, OmegaConf.to_container(cfg, resolve=True))
-    changes.pop(EPOCHS, None)  # a resume compares it with the epochs its checkpoint completed
+    changes.pop(EPOCHS, None)  # compared with the epochs completed, where a checkpoint says them
+    return changes
+
+
+def _record_changes(folder: RunFolder, changes: dict[str, tuple], epoch: int, batch: int, global_step) -> None:
+    """Append the allowed changes (training.allow_config_change) to config_changes.jsonl."""
+    folder.append_config_change({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epoch": epoch,
+                                 "batch": batch, "global_step": global_step,
+                                 "changes": {k: list(v) for k, v in changes.items()}})
+
+
+def refusal_before_start(cfg: DictConfig, folder: RunFolder, done: bool = False) -> ConfigError | None:
+    """The refusal a start of `cfg` in `folder` meets, read from the folder's config.yaml (which always holds
+    the config of the run its checkpoint continues): for a study launcher to refuse a sweep before any run
+    starts, and for a finished run (done: True), which is not resumed but must not be taken for another
+    configuration's. None where the start goes on (or decides for itself: no readable config.yaml)."""
+    if not done and cfg.training.resume is not True:
+        return None
+    changes = _config_yaml_changes(cfg, folder)
     if not changes or _switch(cfg, SWITCH):
         return None
     if done:
@@ -101,20 +113,11 @@ def check_restart(cfg: DictConfig, folder: RunFolder) -> dict[str, tuple]:
     """A run started again before any checkpoint (its first start failed or was killed early) compared with
     the config.yaml that start wrote, as a resume is with its checkpoint: a change is refused (ConfigError), or
     with training.allow_config_change=true recorded in config_changes.jsonl and returned."""
-    try:
-        old = yaml.safe_load(folder.config.read_text()) if folder.config.is_file() else None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}  # unreadable: the run's start rewrites it
-    if not isinstance(old, dict):
-        return {}
-    changes = config_changes(old, OmegaConf.to_container(cfg, resolve=True))
-    changes.pop(EPOCHS, None)  # no epoch was completed: any number of epochs continues the run
+    changes = _config_yaml_changes(cfg, folder) or {}  # no epoch was completed: any number continues the run
     if changes and not _switch(cfg, SWITCH):
         raise _refusal(changes, folder, "its config.yaml, written by an earlier start")
     if changes:
-        folder.append_config_change({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epoch": 0,
-                                     "batch": 0, "global_step": 0,
-                                     "changes": {k: list(v) for k, v in changes.items()}})
+        _record_changes(folder, changes, 0, 0, 0)
     return changes
 
 
@@ -140,9 +143,7 @@ def check_resume(cfg: DictConfig, checkpoint: dict, folder: RunFolder) -> dict[s
     if epochs is not None:
         changes[EPOCHS] = epochs
     if changes:
-        folder.append_config_change({
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "epoch": completed, "batch": batch,
-            "global_step": checkpoint.get("global_step"), "changes": {k: list(v) for k, v in changes.items()}})
+        _record_changes(folder, changes, completed, batch, checkpoint.get("global_step"))
     return changes
 
 
@@ -158,13 +159,12 @@ class Start:
     checkpoint: dict | None = None  # the checkpoint a RESUME continues, loaded once
 
 
-def resume_point(cfg: DictConfig, folder: RunFolder) -> Start:
+def resume_point(cfg: DictConfig, folder: RunFolder, previous: dict | None) -> Start:
     """START, or RESUME from the folder's checkpoint when training.resume and it has one (loaded here, once,
     and checked against cfg: ConfigError refuses). A checkpoint that cannot be loaded ends the run failed
-    (CheckpointError, with the way out)."""
+    (CheckpointError, with the way out). previous: results.json as it stands (None: none readable)."""
     if not cfg.training.resume:
         return Start(START)
-    previous = folder.read_results_or_none()
     try:
         checkpoint = folder.load_checkpoint("cpu")
     except CheckpointError as exc:
@@ -177,20 +177,15 @@ def resume_point(cfg: DictConfig, folder: RunFolder) -> Start:
     return Start(RESUME, previous, checkpoint)
 
 
-def decide_start(cfg: DictConfig, folder: RunFolder, load: bool = True) -> Start:
+def decide_start(cfg: DictConfig, folder: RunFolder) -> Start:
     """The one decision of how `cfg` starts in `folder`: SKIP a finished run, else resume_point. Raises
-    ConfigError where the folder holds another configuration's run. load=False (a launcher planning a sweep):
-    nothing is loaded, the folder's config.yaml stands for its checkpoint's config."""
+    ConfigError where the folder holds another configuration's run."""
     previous = folder.read_results_or_none()
-    done = is_done(previous, cfg.training.epochs)
-    if done or not load:
-        if (refusal := refusal_before_start(cfg, folder, done=done)) is not None:
+    if is_done(previous, cfg.training.epochs):
+        if (refusal := refusal_before_start(cfg, folder, done=True)) is not None:
             raise refusal
-        if done:
-            return Start(SKIP, previous)
-        resumes = cfg.training.resume is True and folder.checkpoint.is_file()
-        return Start(RESUME if resumes else START, previous)
-    return resume_point(cfg, folder)
+        return Start(SKIP, previous)
+    return resume_point(cfg, folder, previous)
 
 
 def record_start(folder: RunFolder, start: Start) -> None:

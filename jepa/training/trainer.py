@@ -121,7 +121,7 @@ class Trainer:
         training.resume)."""
         self.session_start = self.last_save = time.monotonic()
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        start = start if start is not None else resume_point(self.cfg, self.folder)
+        start = start if start is not None else resume_point(self.cfg, self.folder, self.folder.read_results_or_none())
         if start.checkpoint is not None:
             self.restore(start.checkpoint)
             p = self.progress
