@@ -26,6 +26,7 @@ from ..config import ConfigError
 from ..config.identity import identifies
 from ..config.schema import same_value
 from ..runs import FAILED, RUNNING, CheckpointError, RunFolder, is_done
+from .progress import Progress
 
 EPOCHS = "training.epochs"
 SWITCH = "training.allow_config_change"
@@ -192,9 +193,10 @@ def record_start(folder: RunFolder, start: Start) -> None:
     """Write results.json (running) as a start begins, before the data set-up, so that a start killed before
     the trainer writes its own record still counts in `resumed` (the next start counts from this one)."""
     previous = start.previous or {}
-    restarts = [(previous.get("resumed") or 0) + 1] if start.previous is not None else [0]
-    if start.checkpoint is not None and isinstance(start.checkpoint.get("resumed"), int):
-        restarts.append(start.checkpoint["resumed"] + 1)
-    folder.write_results({**previous, "status": RUNNING, "reason": None, "resumed": max(restarts),
+    counted = start.checkpoint.get("resumed") if start.checkpoint is not None else None
+    progress = Progress(resumed=counted + 1) if isinstance(counted, int) else Progress()  # as the trainer counts
+    if start.previous is not None:
+        progress.count_restart(previous)
+    folder.write_results({**previous, "status": RUNNING, "reason": None, "resumed": progress.resumed,
                           "started": previous.get("started") or datetime.now(timezone.utc).isoformat(
                               timespec="seconds")})
