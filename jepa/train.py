@@ -129,11 +129,9 @@ def cli() -> None:
     (RunExit) keep their code."""
     _check_run_dir(sys.argv[1:])
     full_error = os.environ.get("HYDRA_FULL_ERROR")  # set by the user: Hydra's own report, with its traceback
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here rather than printing them
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors here rather than printing them and exiting 1
     try:
         main()
-    except RunExit:
-        raise
     except (HydraException, OmegaConfBaseException) as exc:  # composing the config, before any run
         if full_error == "1":
             raise
@@ -143,11 +141,6 @@ def cli() -> None:
     except KeyboardInterrupt:  # Ctrl-C before the run started (composing the config, loading torch)
         print("interrupted before the run started", file=sys.stderr)
         raise SystemExit(128 + signal.SIGINT) from None
-    except SystemExit as exc:
-        if exc.code == 1:  # Hydra composing the config, before any run
-            _remove_created()
-            raise SystemExit(EXIT_CONFIG) from None
-        raise
     except ValueError as exc:  # Hydra's refusal of its own flags (`-m` with `--cfg`), before any run
         print(f"configuration error: {exc}", file=sys.stderr)
         _remove_created()

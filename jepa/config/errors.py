@@ -51,7 +51,8 @@ def hydra_refusal(exc: BaseException) -> str:
 
 class RunExit(SystemExit):
     """An exit the project decides once Hydra has handed over (a failed run or sweep, a signal's stop): its
-    code stands. Hydra exits 1 for its own composition errors, which the app turns into EXIT_CONFIG."""
+    code stands. Hydra's own composition errors are raised, not exits (the app sets HYDRA_FULL_ERROR), and the
+    app turns them into EXIT_CONFIG."""
 
 
 def exit_on_bad_input(command: Callable[[], int], overrides: Sequence[str] = ()) -> int:
