@@ -32,10 +32,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # writes files; in Jupyter, drop this line to see the figure inline
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from analysis import load_runs  # noqa: E402
-from jepa.config.identity import identifies  # noqa: E402
+from analysis.group import ap_keys, config_label, select_records, varying_keys  # noqa: E402
 
 # In Jupyter sys.argv holds the kernel's own arguments ("-f ..."): set STUDY by hand there.
 args = [a for a in sys.argv[1:] if not a.startswith("-")] if Path(sys.argv[0]).suffix == ".py" else []
@@ -49,25 +48,20 @@ FIGURE = Path(args[1]) if len(args) > 1 else Path("ap_by_horizon.png")
 
 # %%
 sweep = load_runs([STUDY])
-runs, epochs = sweep.runs, sweep.epochs
+runs = sweep.runs
 print(f"{len(runs)} runs in {STUDY}:", runs["status"].value_counts().to_dict())
 
 # %% [markdown]
 # ## The final record of every finished run, with its configuration
-# The configuration keys that vary across runs (apart from the seed) are what the study is about.
+# `select_records` joins each finished run's last evaluated epoch with its config (one row per run).
+# `varying_keys` names the configuration keys that vary: what the study is about (the seed, and keys that
+# only say how a run executes, never count).
 
 # %%
-done = runs[runs["status"] == "done"]
-final = epochs.sort_values("epoch").groupby("run").tail(1)
-table = done.merge(final, on="run")
-varying = [k for k in sweep.config_keys
-           if k != "seed" and identifies(k) and done[k].astype(str).nunique() > 1]
+table = select_records(sweep, "val/mAP")
+varying = varying_keys(table, sweep.config_keys)
 print("varying keys:", varying or "none (one configuration)")
-configuration = pd.Series("all runs", table.index)
-if varying:
-    configuration = table[varying].apply(lambda row: ", ".join(f"{k}={row[k]:g}" if isinstance(row[k], float)
-                                                               else f"{k}={row[k]}" for k in varying), axis=1)
-table = table.assign(configuration=configuration)
+table["configuration"] = [config_label(row, varying, {k: k for k in varying}) for row in table.to_dict("records")]
 
 # %% [markdown]
 # ## A custom pivot: final mAP per configuration (rows) and seed (columns), with the mean over seeds
@@ -83,12 +77,13 @@ print(pivot.round(3).to_string())
 # copy-last baseline of the best configuration dashed.
 
 # %%
-horizons = sorted(int(c.rsplit("_", 1)[1]) for c in table.columns if c.startswith("val/AP_") and "full" not in c)
+horizons = ap_keys(table.columns)  # [(k, "val/AP_k"), ...]: AP k + 1 frames ahead
+ahead = [k + 1 for k, _ in horizons]
 fig, ax = plt.subplots(figsize=(6, 4))
 for name, group in table.groupby("configuration"):
-    ax.plot([h + 1 for h in horizons], [group[f"val/AP_{h}"].mean() for h in horizons], marker="o", label=name)
+    ax.plot(ahead, [group[column].mean() for _, column in horizons], marker="o", label=name)
 best = table[table["configuration"] == pivot.index[0]]
-ax.plot([h + 1 for h in horizons], [best[f"val/copy_last/AP_{h}"].mean() for h in horizons], "k--",
+ax.plot(ahead, [best[f"val/copy_last/AP_{k}"].mean() for k, _ in horizons], "k--",
         label="copy-last (best configuration)")
 ax.set(xlabel="frames ahead", ylabel="AP (final epoch, mean over seeds)", title=STUDY.name)
 ax.legend(fontsize=7)
