@@ -17,7 +17,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from analysis.group import ap_keys, format_value, horizon_keys, short_names, sort_values
-from analysis.stats import bounded, logit_interval, metric_interval, t_quantile
+from analysis.stats import bounded, logit_interval, metric_interval
 from analysis.tables import Grid, PivotTable, facet_title
 
 # Training-curve panels: (metrics.jsonl key, title).
@@ -230,13 +230,8 @@ def plot_curves(epochs: pd.DataFrame, runs: pd.DataFrame, panels=CURVES, configs
             continue
         groups = data.groupby(["config", "epoch"])[key]
         stats = groups.agg(["mean", "std", "count"]).dropna(subset=["mean"])
-        if bounded(key):  # AP stays in [0, 1]: the interval on the logit scale
-            bands = groups.apply(lambda v: logit_interval(v)).reindex(stats.index)
-            stats["low"], stats["high"] = [b[0] for b in bands], [b[1] for b in bands]
-        else:
-            half = [t_quantile(c - 1) * sd / np.sqrt(c) if c > 1 else np.nan
-                    for c, sd in zip(stats["count"], stats["std"], strict=True)]
-            stats["low"], stats["high"] = stats["mean"] - half, stats["mean"] + half
+        bands = groups.apply(lambda v, key=key: metric_interval(v, key)).reindex(stats.index)  # AP: logit scale
+        stats["low"], stats["high"] = [b.low for b in bands], [b.high for b in bands]
         for config, colour in zip(configs, colours(len(configs)), strict=True):
             if config not in stats.index:
                 continue
