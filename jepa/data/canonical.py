@@ -5,7 +5,6 @@
 sequence is cut into 20 // T pieces of T frames: item i of a split is piece i % pieces of sequence
 split[i // pieces], so with T = 10 items 2k and 2k+1 are the two halves of one sequence.
 """
-import hashlib
 import http.client
 import json
 import logging
@@ -18,7 +17,7 @@ from torch.utils.data import Dataset
 from jepa.atomic_write import atomic_write
 from jepa.config.errors import ConfigError
 from jepa.config.schema import CANONICAL_FILE_FRAMES
-from jepa.data.download import fetch
+from jepa.data.download import CHUNK, fetch, stream_digests
 from jepa.data.labels import GRID, contour_labels
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,6 @@ FILE_FRAMES = CANONICAL_FILE_FRAMES  # frames per sequence in the published file
 # The file's only published digest (torchvision's MovingMNIST lists it): MD5, so MD5 is what is checked. The
 # SHA-256 is computed in the same pass and recorded in the verification stamp beside the file.
 EXPECTED_MD5 = "be083ec986bfe91a449d63653c411eb2"
-CHUNK = 1 << 22
 LABELER_VERSION = 1  # bump when contour_labels changes: cached labels of an older version are recomputed
 
 
@@ -40,16 +38,14 @@ def find_file(root: str | Path, download: bool) -> Path:
         return path
     reason = "data.download is false"
     if download:
-        try:
-            fetch(URL, path)
+        try:  # a file that is not the published one is refused before it takes the name: nothing to remove
+            found = fetch(URL, path, check=lambda got: refuse_unpublished(path, got["md5"]))
+        except ConfigError:
+            raise
         except (OSError, ValueError, http.client.HTTPException) as e:
             reason = f"downloading {URL} failed ({e})"
         else:
-            try:
-                verify(path)
-            except ConfigError:
-                path.unlink(missing_ok=True)  # ours, and not the published file: nothing to keep
-                raise
+            stamp_verified(path, found)
             return path
     raise ConfigError("data.root", str(root), f"{FILE_NAME} is not there and {reason}. Put the file in that "
                       f"folder (data.root, or env JEPA_DATA_DIR), or use data=generated, which works offline")
@@ -57,12 +53,8 @@ def find_file(root: str | Path, download: bool) -> Path:
 
 def digests(path: Path) -> dict[str, str]:
     """{'md5': ..., 'sha256': ...} of the file, read once in chunks (about 3 s for the 800 MB file)."""
-    md5, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            md5.update(chunk)
-            sha256.update(chunk)
-    return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+        return stream_digests(iter(lambda: f.read(CHUNK), b""))
 
 
 def verify(path: Path) -> None:
@@ -71,8 +63,7 @@ def verify(path: Path) -> None:
     The verified digests are stamped next to the file (`mnist_test_seq.verified.json`, keyed by size and
     mtime like the labels cache), so an unchanged file is not read again on every start.
     """
-    stat = path.stat()
-    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": EXPECTED_MD5}
+    key = _stamp_key(path)
     stamp = path.with_suffix(".verified.json")
     try:
         if {k: v for k, v in json.loads(stamp.read_text()).items() if k in key} == key:
@@ -81,12 +72,28 @@ def verify(path: Path) -> None:
         pass  # missing, stale or damaged: hash the file
     log.info("checking %s against its published MD5 (once; stamped in %s)", path, stamp)
     found = digests(path)
-    if found["md5"] != EXPECTED_MD5:
-        raise ConfigError("data.root", str(path), f"not the published {FILE_NAME}: MD5 {found['md5']}, expected "
+    refuse_unpublished(path, found["md5"])
+    stamp_verified(path, found)
+
+
+def _stamp_key(path: Path) -> dict:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "md5": EXPECTED_MD5}
+
+
+def refuse_unpublished(path: Path, md5: str) -> None:
+    """ConfigError unless `md5` is the published file's."""
+    if md5 != EXPECTED_MD5:
+        raise ConfigError("data.root", str(path), f"not the published {FILE_NAME}: MD5 {md5}, expected "
                           f"{EXPECTED_MD5}; delete it and run again to download it (data.download=true), or "
                           f"use data=generated")
+
+
+def stamp_verified(path: Path, found: dict[str, str]) -> None:
+    """Stamp the verified file beside it (keyed by its size and mtime), so `verify` does not hash it again."""
+    stamp = path.with_suffix(".verified.json")
     try:
-        atomic_write(stamp, lambda out: out.write(json.dumps({**key, "sha256": found["sha256"]}).encode()))
+        atomic_write(stamp, lambda out: out.write(json.dumps({**_stamp_key(path), "sha256": found["sha256"]}).encode()))
     except OSError as e:  # a read-only data folder still trains, it just hashes again next run
         log.warning("could not stamp %s as verified: %s", stamp, e)
 
